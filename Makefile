@@ -1,0 +1,50 @@
+# fraudrisk — run `make help` for the targets. A fresh machine needs only python3.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+EXTRAS ?= all,dev
+export FRAUDRISK_HOME ?= $(CURDIR)/.fraudrisk
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: help install demo test test-fast lint format typecheck bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+	  awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -e ".[$(EXTRAS)]"
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP) ## Create .venv if missing and install fraudrisk with every extra
+
+demo: install ## Run the main job end to end on embedded defaults (under FRAUDRISK_HOME)
+	$(BIN)/fraudrisk demo
+
+test: install ## Install what the tests need, then run the whole suite (slow tests included)
+	$(BIN)/python -m pytest
+
+test-fast: install ## Run the suite without the slow tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install ## ruff lint + format check
+	$(BIN)/ruff check src tests benchmarks serving components pipelines
+	$(BIN)/ruff format --check src tests benchmarks serving components pipelines
+
+format: install ## Apply ruff formatting and safe fixes
+	$(BIN)/ruff check --fix src tests benchmarks
+	$(BIN)/ruff format src tests benchmarks
+
+typecheck: install ## mypy (strict) over src/
+	$(BIN)/mypy
+
+bench: install ## Print the benchmark tables (simulator throughput against the handbook preset)
+	$(BIN)/python benchmarks/simulator_throughput.py
+
+clean: ## Remove the venv and the embedded state
+	rm -rf $(VENV) .fraudrisk .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,5 @@
+"""``python -m fraudrisk`` runs the CLI."""
+
+from fraudrisk.cli import main
+
+main()

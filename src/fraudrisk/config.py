@@ -1,0 +1,146 @@
+"""Platform settings: one pydantic-settings object, read from ``FRAUDRISK_*`` variables.
+
+Every production endpoint is a setting, never a code change. Nested groups are set with a
+double underscore, e.g. ``FRAUDRISK_KAFKA__BOOTSTRAP_SERVERS=b-1.msk:9092`` or
+``FRAUDRISK_LAKE__URI=s3://bucket/lake``. Embedded defaults live under ``FRAUDRISK_HOME``
+(``./.fraudrisk`` by default). Nothing is read at import time: call :func:`get_settings`.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_SECRET_MASK = "********"
+_URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)")
+
+
+class LakeSettings(BaseModel):
+    """Where transactions are stored (Parquet, ``dt=`` day partitions)."""
+
+    uri: str = Field(
+        "", description="Lake root: a local path or s3://bucket/prefix; empty = HOME/lake."
+    )
+    s3_endpoint_url: str = Field(
+        "", description="S3-compatible endpoint (MinIO, moto); empty = AWS."
+    )
+    s3_region: str = Field("us-east-1", description="S3 region.")
+    s3_access_key_id: str = Field("", description="S3 access key id; empty = the boto/AWS chain.")
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="S3 secret access key.")
+    epoch: str = Field("2018-04-01", description="Day 0 of tx_time_seconds for a new lake.")
+
+
+class KafkaSettings(BaseModel):
+    """Kafka brokers and topics (local KRaft broker by default; MSK/Strimzi in production)."""
+
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Comma-separated brokers.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str = Field("", description="e.g. SCRAM-SHA-512 or AWS_MSK_IAM.")
+    sasl_username: str = ""
+    sasl_password: SecretStr = SecretStr("")
+    transactions_topic: str = "transactions"
+    partitions: int = Field(6, ge=1, description="Partitions of the transactions topic.")
+    replication_factor: int = Field(1, ge=1, description="3 on MSK.")
+
+
+class DatabaseSettings(BaseModel):
+    """The alert store and Optuna study storage (SQLite by default, PostgreSQL in production)."""
+
+    url: str = Field("", description="SQLAlchemy URL; empty = sqlite under HOME.")
+
+
+class MlflowSettings(BaseModel):
+    """MLflow tracking server and model registry."""
+
+    tracking_uri: str = Field("", description="Empty = sqlite + local artifacts under HOME.")
+    registry_uri: str = Field("", description="Empty = same as tracking_uri.")
+    model_name: str = "fraud-risk"
+
+
+class FeastSettings(BaseModel):
+    """Feast feature repository and online store."""
+
+    repo_path: str = Field("", description="Feature repo directory; empty = HOME/feast.")
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_connection_string: SecretStr = Field(
+        SecretStr("127.0.0.1:6379"), description="host:port[,password=...] for Redis/ElastiCache."
+    )
+
+
+class ServingSettings(BaseModel):
+    """Where the KServe endpoint is and which model it serves."""
+
+    endpoint: str = Field("http://127.0.0.1:8080", description="Base URL of the inference service.")
+    model_uri: str = Field("models:/fraud-risk@champion", description="MLflow or storage URI.")
+    http_port: int = Field(8080, ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """All settings of the platform. Read with :func:`get_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDRISK_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Field(Path(".fraudrisk"), description="Embedded defaults and local state.")
+    lake: LakeSettings = LakeSettings()
+    kafka: KafkaSettings = KafkaSettings()
+    db: DatabaseSettings = DatabaseSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    feast: FeastSettings = FeastSettings()
+    serving: ServingSettings = ServingSettings()
+
+    @property
+    def lake_uri(self) -> str:
+        """The lake root, defaulting to ``HOME/lake``."""
+        return self.lake.uri or str(self.home / "lake")
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to SQLite under HOME."""
+        return self.db.url or f"sqlite:///{(self.home / 'fraudrisk.db').resolve()}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """MLflow tracking URI, defaulting to SQLite under HOME."""
+        return self.mlflow.tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def feast_repo_path(self) -> Path:
+        """The Feast feature repository directory."""
+        return Path(self.feast.repo_path) if self.feast.repo_path else self.home / "feast"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets and URL passwords masked."""
+        data = self.model_dump(mode="python")
+        data["effective"] = {
+            "lake_uri": self.lake_uri,
+            "db_url": self.db_url,
+            "mlflow_tracking_uri": self.mlflow_tracking_uri,
+            "feast_repo_path": str(self.feast_repo_path),
+        }
+        masked: dict[str, Any] = _mask(data)
+        return masked
+
+
+def _mask(value: Any) -> Any:
+    if isinstance(value, SecretStr):
+        return _SECRET_MASK if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {key: _mask(item) for key, item in value.items()}
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(lambda m: m.group("head") + _SECRET_MASK, value)
+    return value
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """Build the settings once, on first use (no import side effects)."""
+    return Settings()

@@ -1,0 +1,173 @@
+"""The transaction lake: Parquet files under hive-style day partitions ``dt=YYYY-MM-DD``.
+
+Each file is written whole or not at all (see :mod:`fraudrisk.io.storage`). A partition is
+replaced by writing its single ``part-0.parquet`` (``mode="overwrite"``) or grown by adding
+one more ``part-<batch>.parquet`` file (``mode="append"``, used by ingestion). The lake's
+epoch (day 0 of ``tx_time_seconds``) is kept in ``_lake.json`` beside the partitions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.parquet as pq
+
+from fraudrisk.config import LakeSettings
+from fraudrisk.io.storage import Storage, open_storage
+from fraudrisk.schemas import LABEL_COLUMNS, LAKE_SCHEMA, PARTITION_COLUMN, SCORER_COLUMNS
+
+_META_FILE = "_lake.json"
+_OVERWRITE_NAME = "part-0.parquet"
+WriteMode = Literal["overwrite", "append"]
+
+
+def partition_name(day: dt.date) -> str:
+    """The directory name of a day partition, e.g. ``dt=2018-04-01``."""
+    return f"{PARTITION_COLUMN}={day.isoformat()}"
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """Cast a table to the lake schema, adding missing optional/label columns as nulls.
+
+    Raises:
+        ValueError: If a required column is missing or a column is not part of the schema.
+    """
+    unknown = set(table.column_names) - set(LAKE_SCHEMA.names)
+    if unknown:
+        raise ValueError(f"columns not in the lake schema: {sorted(unknown)}")
+    columns = []
+    for field in LAKE_SCHEMA:
+        if field.name in table.column_names:
+            columns.append(table[field.name].cast(field.type))
+        elif field.nullable:
+            columns.append(pa.nulls(table.num_rows, field.type))
+        else:
+            raise ValueError(f"required column {field.name!r} is missing")
+    return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
+
+
+class Lake:
+    """Read and write the transaction lake at a storage root."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    @classmethod
+    def open(cls, uri: str, settings: LakeSettings | None = None) -> Lake:
+        """Open the lake at a local path or ``s3://`` URI."""
+        return cls(open_storage(uri, settings))
+
+    # -- metadata -------------------------------------------------------------------------
+    def epoch(self) -> dt.date | None:
+        """Day 0 of ``tx_time_seconds`` for this lake, or None for a new lake."""
+        if not self.storage.exists(_META_FILE):
+            return None
+        meta = json.loads(self.storage.read_bytes(_META_FILE))
+        return dt.date.fromisoformat(meta["epoch"])
+
+    def init(self, epoch: dt.date) -> None:
+        """Record the epoch of a new lake; an existing lake must have the same one.
+
+        Raises:
+            ValueError: If the lake already exists with a different epoch.
+        """
+        current = self.epoch()
+        if current is not None and current != epoch:
+            raise ValueError(f"lake {self.storage.uri} has epoch {current}, not {epoch}")
+        if current is None:
+            meta = json.dumps({"epoch": epoch.isoformat(), "schema_version": 1}).encode()
+            self.storage.write_bytes_atomic(_META_FILE, meta)
+
+    # -- writing --------------------------------------------------------------------------
+    def write_day(self, day: dt.date, table: pa.Table, mode: WriteMode = "overwrite") -> str:
+        """Write the transactions of one day as one atomic file; returns its relative path."""
+        data = conform(table)
+        buffer = pa.BufferOutputStream()
+        pq.write_table(data, buffer, compression="zstd", row_group_size=1 << 20)
+        name = _OVERWRITE_NAME if mode == "overwrite" else f"part-{uuid.uuid4().hex}.parquet"
+        relative = f"{partition_name(day)}/{name}"
+        self.storage.write_bytes_atomic(relative, buffer.getvalue())
+        if mode == "overwrite":
+            self._remove_other_parts(day, keep=name)
+        return relative
+
+    def _remove_other_parts(self, day: dt.date, keep: str) -> None:
+        for info in self.storage.list_dir(partition_name(day)):
+            if info.base_name != keep:
+                self.storage.fs.delete_file(info.path)
+
+    # -- reading --------------------------------------------------------------------------
+    def days(self) -> list[dt.date]:
+        """The day partitions present, in order."""
+        prefix = f"{PARTITION_COLUMN}="
+        found = [
+            dt.date.fromisoformat(info.base_name[len(prefix) :])
+            for info in self.storage.list_dir()
+            if info.base_name.startswith(prefix)
+        ]
+        return sorted(found)
+
+    def dataset(self) -> ds.Dataset:
+        """The whole lake as a ``pyarrow.dataset`` (hive partitioning on ``dt``)."""
+        partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+        return ds.dataset(
+            self.storage.root,
+            filesystem=self.storage.fs,
+            format="parquet",
+            schema=LAKE_SCHEMA.append(pa.field(PARTITION_COLUMN, pa.string())),
+            partitioning=partitioning,
+        )
+
+    def read(
+        self,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        columns: Sequence[str] | None = None,
+        include_labels: bool = False,
+    ) -> pa.Table:
+        """Read transactions of days ``start..end`` (inclusive), sorted by transaction id.
+
+        Args:
+            start: First day, or None for the beginning.
+            end: Last day, or None for the end.
+            columns: Columns to read; default all a scorer may see (plus labels if asked).
+            include_labels: Whether to add the label columns to the default columns.
+        """
+        if columns is None:
+            columns = list(SCORER_COLUMNS) + (list(LABEL_COLUMNS) if include_labels else [])
+        table = self.dataset().to_table(columns=list(columns), filter=_day_filter(start, end))
+        if "transaction_id" in table.column_names:
+            table = table.sort_by("transaction_id")
+        return table
+
+    def iter_days(
+        self, columns: Sequence[str] | None = None, include_labels: bool = False
+    ) -> Iterable[tuple[dt.date, pa.Table]]:
+        """Yield ``(day, table)`` partition by partition, in day order (bounded memory)."""
+        for day in self.days():
+            yield day, self.read(day, day, columns=columns, include_labels=include_labels)
+
+    def count_rows(self) -> int:
+        """The number of transactions in the lake."""
+        return int(self.dataset().count_rows())
+
+
+def _day_filter(start: dt.date | None, end: dt.date | None) -> ds.Expression | None:
+    conditions = []
+    if start is not None:
+        conditions.append(pc.field(PARTITION_COLUMN) >= start.isoformat())
+    if end is not None:
+        conditions.append(pc.field(PARTITION_COLUMN) <= end.isoformat())
+    if not conditions:
+        return None
+    expression = conditions[0]
+    for condition in conditions[1:]:
+        expression = expression & condition
+    return expression

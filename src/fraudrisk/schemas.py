@@ -1,0 +1,104 @@
+"""The transaction schema, in one place: pydantic models for one record, Arrow for the lake.
+
+Column names are the handbook's in snake_case. What a scorer may see (:data:`SCORER_COLUMNS`)
+is kept apart from the labels (:data:`LABEL_COLUMNS`), which are only known after a delay.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from typing import Annotated
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: Columns every transaction has, in lake order.
+CORE_COLUMNS: tuple[str, ...] = (
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "tx_time_seconds",
+    "tx_time_days",
+)
+#: Optional fields of real-world feeds (null when a source does not have them).
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "currency",
+    "merchant_category",
+    "channel",
+    "country",
+    "card_token",
+)
+#: Labels: never an input of a scorer; known only after the label delay.
+LABEL_COLUMNS: tuple[str, ...] = ("tx_fraud", "tx_fraud_scenario")
+#: Everything a scorer may see.
+SCORER_COLUMNS: tuple[str, ...] = CORE_COLUMNS + OPTIONAL_COLUMNS
+#: Day partition column of the lake (hive style ``dt=YYYY-MM-DD``), derived from tx_datetime.
+PARTITION_COLUMN = "dt"
+
+#: Arrow schema of one lake file. tx_datetime is naive UTC at microsecond resolution.
+LAKE_SCHEMA = pa.schema(
+    [
+        pa.field("transaction_id", pa.int64(), nullable=False),
+        pa.field("tx_datetime", pa.timestamp("us"), nullable=False),
+        pa.field("customer_id", pa.int64(), nullable=False),
+        pa.field("terminal_id", pa.int64(), nullable=False),
+        pa.field("tx_amount", pa.float64(), nullable=False),
+        pa.field("tx_time_seconds", pa.int64(), nullable=False),
+        pa.field("tx_time_days", pa.int32(), nullable=False),
+        pa.field("currency", pa.string()),
+        pa.field("merchant_category", pa.string()),
+        pa.field("channel", pa.string()),
+        pa.field("country", pa.string()),
+        pa.field("card_token", pa.string()),
+        pa.field("tx_fraud", pa.int8()),
+        pa.field("tx_fraud_scenario", pa.int8()),
+    ]
+)
+
+#: Channels a transaction may come through.
+CHANNELS: frozenset[str] = frozenset({"pos", "ecom", "atm", "moto", "contactless", "recurring"})
+
+NonNegativeId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+
+
+class Transaction(BaseModel):
+    """One card transaction as a scorer sees it (no labels)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    transaction_id: NonNegativeId
+    tx_datetime: datetime
+    customer_id: NonNegativeId
+    terminal_id: NonNegativeId
+    tx_amount: float = Field(ge=0, description="Amount, finite and >= 0 (zero = authorisation).")
+    tx_time_seconds: int | None = Field(None, ge=0, description="Seconds since the lake epoch.")
+    tx_time_days: int | None = Field(None, ge=0, description="Days since the lake epoch.")
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    merchant_category: str | None = Field(None, pattern=r"^\d{4}$", description="ISO 18245 MCC.")
+    channel: str | None = Field(None, description=f"One of {sorted(CHANNELS)}.")
+    country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
+    card_token: str | None = Field(None, max_length=128, description="Keyed token, never a PAN.")
+
+    @field_validator("tx_amount")
+    @classmethod
+    def _finite_amount(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("tx_amount must be finite")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str | None) -> str | None:
+        if value is not None and value not in CHANNELS:
+            raise ValueError(f"channel must be one of {sorted(CHANNELS)}")
+        return value
+
+
+class LabeledTransaction(Transaction):
+    """A transaction with its fraud label, as stored in the lake and used for training."""
+
+    tx_fraud: int | None = Field(None, ge=0, le=1)
+    tx_fraud_scenario: int | None = Field(None, ge=0, le=127)

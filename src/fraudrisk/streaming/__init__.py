@@ -1,0 +1,1 @@
+"""fraudrisk.streaming."""
