@@ -61,7 +61,21 @@ LAKE_SCHEMA = pa.schema(
 #: Channels a transaction may come through.
 CHANNELS: frozenset[str] = frozenset({"pos", "ecom", "atm", "moto", "contactless", "recurring"})
 
-NonNegativeId = Annotated[int, Field(ge=0, le=2**63 - 1)]
+# Constraints shared by the pydantic models below and batch validation (fraudrisk.data).
+#: Largest id (int64).
+MAX_ID = 2**63 - 1
+#: ISO 4217 currency code.
+CURRENCY_PATTERN = r"^[A-Z]{3}$"
+#: ISO 18245 merchant category code.
+MERCHANT_CATEGORY_PATTERN = r"^\d{4}$"
+#: ISO 3166-1 alpha-2 country code.
+COUNTRY_PATTERN = r"^[A-Z]{2}$"
+#: Longest card token.
+CARD_TOKEN_MAX_LENGTH = 128
+#: Largest fraud scenario number.
+FRAUD_SCENARIO_MAX = 127
+
+NonNegativeId = Annotated[int, Field(ge=0, le=MAX_ID)]
 
 
 class Transaction(BaseModel):
@@ -76,11 +90,15 @@ class Transaction(BaseModel):
     tx_amount: float = Field(ge=0, description="Amount, finite and >= 0 (zero = authorisation).")
     tx_time_seconds: int | None = Field(None, ge=0, description="Seconds since the lake epoch.")
     tx_time_days: int | None = Field(None, ge=0, description="Days since the lake epoch.")
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
-    merchant_category: str | None = Field(None, pattern=r"^\d{4}$", description="ISO 18245 MCC.")
+    currency: str | None = Field(None, pattern=CURRENCY_PATTERN, description="ISO 4217 code.")
+    merchant_category: str | None = Field(
+        None, pattern=MERCHANT_CATEGORY_PATTERN, description="ISO 18245 MCC."
+    )
     channel: str | None = Field(None, description=f"One of {sorted(CHANNELS)}.")
-    country: str | None = Field(None, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2.")
-    card_token: str | None = Field(None, max_length=128, description="Keyed token, never a PAN.")
+    country: str | None = Field(None, pattern=COUNTRY_PATTERN, description="ISO 3166-1 alpha-2.")
+    card_token: str | None = Field(
+        None, max_length=CARD_TOKEN_MAX_LENGTH, description="Keyed token, never a PAN."
+    )
 
     @field_validator("tx_amount")
     @classmethod
@@ -101,4 +119,4 @@ class LabeledTransaction(Transaction):
     """A transaction with its fraud label, as stored in the lake and used for training."""
 
     tx_fraud: int | None = Field(None, ge=0, le=1)
-    tx_fraud_scenario: int | None = Field(None, ge=0, le=127)
+    tx_fraud_scenario: int | None = Field(None, ge=0, le=FRAUD_SCENARIO_MAX)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import posixpath
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlparse
 
 import pyarrow as pa
@@ -19,7 +19,6 @@ from fraudrisk.config import LakeSettings
 
 #: Files and folders whose names start with these are invisible to readers (pyarrow's default).
 HIDDEN_PREFIXES = ("_", ".")
-_TMP_DIR = "_tmp"
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,18 @@ class Storage:
     root: str
     uri: str
     is_local: bool = True
+
+    def child(self, relative: str) -> Storage:
+        """The storage rooted at ``relative`` under this root (same filesystem)."""
+        return replace(self, root=self.path(relative), uri=f"{self.uri.rstrip('/')}/{relative}")
+
+    def sibling(self, name: str) -> Storage | None:
+        """The storage at ``name`` beside this root; None for a root without parent (a bucket)."""
+        parent = posixpath.dirname(self.root.rstrip("/"))
+        if not parent:
+            return None
+        uri_parent = self.uri.rstrip("/").rsplit("/", 1)[0]
+        return replace(self, root=posixpath.join(parent, name), uri=f"{uri_parent}/{name}")
 
     def path(self, relative: str = "") -> str:
         """The absolute path (inside the filesystem) of a relative path."""
@@ -43,8 +54,10 @@ class Storage:
             with self.fs.open_output_stream(target) as out:
                 out.write(data)
             return
-        tmp = self.path(f"{_TMP_DIR}/{uuid.uuid4().hex}.tmp")
-        self.fs.create_dir(posixpath.dirname(tmp), recursive=True)
+        # A hidden sibling: same directory (so the rename is atomic), skipped by readers.
+        tmp = posixpath.join(
+            posixpath.dirname(target), f".{posixpath.basename(target)}.{uuid.uuid4().hex}.tmp"
+        )
         try:
             with self.fs.open_output_stream(tmp) as out:
                 out.write(data)

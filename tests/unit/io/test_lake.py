@@ -61,9 +61,15 @@ def test_scorer_view_has_no_labels_unless_asked(tmp_path):
 
 def test_overwrite_replaces_and_append_adds(tmp_path):
     lake, day = Lake.open(str(tmp_path)), dt.date(2018, 4, 1)
+    lake.init(day)
     lake.write_day(day, day_table(day, 0, 5))
     lake.write_day(day, day_table(day, 100, 3))
     assert lake.count_rows() == 3
+    assert sorted(p.name for p in tmp_path.rglob("*")) == [
+        "_lake.json",
+        "dt=2018-04-01",
+        "part-0.parquet",
+    ]  # no temporary files or folders left
     lake.write_day(day, day_table(day, 200, 2), mode="append")
     assert sorted(lake.read()["transaction_id"].to_pylist()) == [100, 101, 102, 200, 201]
 
