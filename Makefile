@@ -7,9 +7,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= all,dev
 export FRAUDRISK_HOME ?= $(CURDIR)/.fraudrisk
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install demo test test-fast lint format typecheck bench clean
+.PHONY: help install sysdeps demo test test-fast lint format typecheck bench clean
+
+
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -23,13 +26,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv if missing and install fraudrisk with every extra
 
-demo: install ## Run the main job end to end on embedded defaults (under FRAUDRISK_HOME)
+sysdeps: ## Install the Debian packages of the local services (redis-server, Java, Maven)
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+demo: install sysdeps ## Run the main job end to end on embedded defaults (under FRAUDRISK_HOME)
 	$(BIN)/fraudrisk demo
 
-test: install ## Install what the tests need, then run the whole suite (slow tests included)
+test: install sysdeps ## Install what the tests need, then run the whole suite (slow tests included)
 	$(BIN)/python -m pytest
 
-test-fast: install ## Run the suite without the slow tests
+test-fast: install sysdeps ## Run the suite without the slow tests
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: install ## ruff lint + format check

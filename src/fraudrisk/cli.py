@@ -77,9 +77,13 @@ def demo() -> None:
 def _register_stages() -> None:
     from fraudrisk.data.cli import register as register_data
     from fraudrisk.data.ingest_cli import register as register_ingest
+    from fraudrisk.features.cli import features_app
+    from fraudrisk.io.kafka_cli import kafka_app
 
     register_data(app)
     register_ingest(app)
+    app.add_typer(features_app, name="features")
+    app.add_typer(kafka_app, name="kafka")
 
 
 _register_stages()

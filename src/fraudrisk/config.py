@@ -44,6 +44,10 @@ class KafkaSettings(BaseModel):
     sasl_username: str = ""
     sasl_password: SecretStr = SecretStr("")
     transactions_topic: str = "transactions"
+    scores_topic: str = Field("scores", description="Scores and decisions, keyed by customer.")
+    alerts_topic: str = Field("alerts", description="Alerts for analysts, keyed by customer.")
+    labels_topic: str = Field("labels", description="Delayed fraud labels, keyed by customer.")
+    dlq_topic: str = Field("transactions.dlq", description="Transactions that failed processing.")
     partitions: int = Field(6, ge=1, description="Partitions of the transactions topic.")
     replication_factor: int = Field(1, ge=1, description="3 on MSK.")
 

@@ -10,27 +10,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
 from collections.abc import Iterable, Sequence
-from typing import Literal
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 from fraudrisk.config import LakeSettings
+from fraudrisk.io.partitioned import DayPartitions, WriteMode, partition_name
 from fraudrisk.io.storage import Storage, open_storage
 from fraudrisk.schemas import LABEL_COLUMNS, LAKE_SCHEMA, PARTITION_COLUMN, SCORER_COLUMNS
 
 _META_FILE = "_lake.json"
-_OVERWRITE_NAME = "part-0.parquet"
-WriteMode = Literal["overwrite", "append"]
-
-
-def partition_name(day: dt.date) -> str:
-    """The directory name of a day partition, e.g. ``dt=2018-04-01``."""
-    return f"{PARTITION_COLUMN}={day.isoformat()}"
+__all__ = ["Lake", "WriteMode", "conform", "partition_name"]
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -58,6 +50,7 @@ class Lake:
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
+        self.partitions = DayPartitions(storage)
 
     @classmethod
     def open(cls, uri: str, settings: LakeSettings | None = None) -> Lake:
@@ -88,31 +81,12 @@ class Lake:
     # -- writing --------------------------------------------------------------------------
     def write_day(self, day: dt.date, table: pa.Table, mode: WriteMode = "overwrite") -> str:
         """Write the transactions of one day as one atomic file; returns its relative path."""
-        data = conform(table)
-        buffer = pa.BufferOutputStream()
-        pq.write_table(data, buffer, compression="zstd", row_group_size=1 << 20)
-        name = _OVERWRITE_NAME if mode == "overwrite" else f"part-{uuid.uuid4().hex}.parquet"
-        relative = f"{partition_name(day)}/{name}"
-        self.storage.write_bytes_atomic(relative, buffer.getvalue())
-        if mode == "overwrite":
-            self._remove_other_parts(day, keep=name)
-        return relative
-
-    def _remove_other_parts(self, day: dt.date, keep: str) -> None:
-        for info in self.storage.list_dir(partition_name(day)):
-            if info.base_name != keep:
-                self.storage.fs.delete_file(info.path)
+        return self.partitions.write_day(day, conform(table), mode)
 
     # -- reading --------------------------------------------------------------------------
     def days(self) -> list[dt.date]:
         """The day partitions present, in order."""
-        prefix = f"{PARTITION_COLUMN}="
-        found = [
-            dt.date.fromisoformat(info.base_name[len(prefix) :])
-            for info in self.storage.list_dir()
-            if info.base_name.startswith(prefix)
-        ]
-        return sorted(found)
+        return self.partitions.days()
 
     def dataset(self) -> ds.Dataset:
         """The whole lake as a ``pyarrow.dataset`` (hive partitioning on ``dt``)."""

@@ -1,1 +1,1 @@
-"""fraudrisk.streaming."""
+"""fraudrisk.streaming: stream scorer and replay of lake transactions into Kafka."""
