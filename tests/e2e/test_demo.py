@@ -9,8 +9,8 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_demo_simulates_validates_summarises_and_plots(tmp_path):
-    env = {**os.environ, "FRAUDRISK_HOME": str(tmp_path / "home"), "COLUMNS": "120"}
+def test_demo_runs_lake_features_and_online_store(tmp_path):
+    env = {**os.environ, "FRAUDRISK_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
     done = subprocess.run(
         [sys.executable, "-m", "fraudrisk", "demo"],
         env=env,
@@ -33,3 +33,5 @@ def test_demo_simulates_validates_summarises_and_plots(tmp_path):
     plot = tmp_path / "home" / "reports" / "daily_transactions.png"
     assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 30_000
     assert len(list((tmp_path / "home" / "lake").glob("dt=*"))) == 183
+    assert len(list((tmp_path / "home" / "features").glob("dt=*"))) == 183
+    assert (tmp_path / "home" / "feast" / "online.db").stat().st_size > 1_000_000

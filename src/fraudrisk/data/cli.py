@@ -6,18 +6,18 @@ import datetime as dt
 import time
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from fraudrisk.config import get_settings
 from fraudrisk.console import console, err_console, examples, progress_bar
-from fraudrisk.data.fast import FastConfig
-from fraudrisk.data.handbook import HandbookConfig
-from fraudrisk.data.simulate import WriteResult, fast_days, handbook_days, write_days
-from fraudrisk.data.summary import LakeReport, inspect_lake, plot_daily
-from fraudrisk.io.lake import Lake
+
+if TYPE_CHECKING:  # the heavy modules load when a command runs, not when the CLI starts
+    from fraudrisk.data.simulate import WriteResult
+    from fraudrisk.data.summary import LakeReport
+    from fraudrisk.io.lake import Lake
 
 lake_app = typer.Typer(help="Inspect the transaction lake.", no_args_is_help=True)
 
@@ -29,6 +29,8 @@ class Preset(StrEnum):
 
 
 def _open_lake(uri: str | None) -> Lake:
+    from fraudrisk.io.lake import Lake
+
     settings = get_settings()
     return Lake.open(uri or settings.lake_uri, settings.lake)
 
@@ -56,6 +58,10 @@ def simulate(
     if preset is not None and any(v is not None for v in scale.values()):
         given = [k for k, v in scale.items() if v is not None]
         raise typer.BadParameter(f"--preset {preset.value} fixes the population; drop {given}")
+    from fraudrisk.data.fast import FastConfig
+    from fraudrisk.data.handbook import HandbookConfig
+    from fraudrisk.data.simulate import fast_days, handbook_days, write_days
+
     lake = _open_lake(out)
     start = _parse_date(start_date)
     began = time.perf_counter()
@@ -111,6 +117,8 @@ def check(
     ] = None,
 ) -> None:
     """Validate every partition of the lake and print a summary (exit 1 if a check fails)."""
+    from fraudrisk.data.summary import inspect_lake, plot_daily
+
     report = inspect_lake(_open_lake(lake_uri))
     print_report(report)
     if plot is not None:

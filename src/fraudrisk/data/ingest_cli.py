@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,8 +12,9 @@ from rich.table import Table
 
 from fraudrisk.config import get_settings
 from fraudrisk.console import examples
-from fraudrisk.data.ingest import IngestError, IngestReport, ingest
-from fraudrisk.io.lake import Lake
+
+if TYPE_CHECKING:  # loaded when the command runs, not when the CLI starts
+    from fraudrisk.data.ingest import IngestReport
 
 FILE_ERROR_EXIT_CODE = 2
 
@@ -65,6 +66,9 @@ def ingest_command(
     ] = False,
 ) -> None:
     """Ingest files into the lake (see the command help)."""
+    from fraudrisk.data.ingest import IngestError, ingest
+    from fraudrisk.io.lake import Lake
+
     settings = get_settings()
     target = Lake.open(lake or settings.lake_uri, settings.lake)
     epoch = dt.date.fromisoformat(settings.lake.epoch)

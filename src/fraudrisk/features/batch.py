@@ -1,40 +1,31 @@
 """The Spark batch feature job: lake → feature table (one row per transaction) + entity state.
 
-Every feature looks back at most ``TERMINAL_HORIZON_SECONDS`` (37 days), so the job shards by
-time: each row goes to its chunk of whole days and, as history ("halo"), to the following
-chunks whose days it can reach. One shuffle (``groupBy(chunk).applyInArrow``) brings a chunk
-and its halo together; the task runs the shared feature kernel over them and writes each of its
-own days as one Parquet file, atomically (temp + rename locally, one object on S3), checking
-the day's quality on the exact table it writes. The driver then checks the row count against
-the lake, removes days the lake no longer has and writes the entity state and a manifest.
+Every feature looks back at most 37 days, so the job shards by time (see
+:mod:`fraudrisk.features.chunks`): Spark runs one task per chunk of whole days, on any master;
+each task reads its days plus their 37-day history straight from the lake's day partitions
+(local or S3), runs the shared feature kernel, and writes each of its days as one Parquet file,
+atomically, checking the quality of exactly what it writes. No shuffle: the only data that
+crosses the network is what a task reads and a per-day summary. The task that owns the last
+day also writes the entity state. The driver checks the total against the lake, removes days
+the lake no longer has and writes the manifest last.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from fraudrisk.features.definitions import (
-    DAY,
-    FEATURE_NAMES,
-    FEATURE_SET_VERSION,
-    TERMINAL_HORIZON_SECONDS,
-)
+from fraudrisk.features.chunks import plan_chunks
+from fraudrisk.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION
 from fraudrisk.features.quality import raise_on_problems
-from fraudrisk.features.state import write_entity_state
-from fraudrisk.features.table import FeatureTable, chunk_task
+from fraudrisk.features.table import FeatureTable, run_chunk
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import SparkSession
 
     from fraudrisk.config import LakeSettings
-
-HALO_DAYS = TERMINAL_HORIZON_SECONDS // DAY  # the longest look-back (37 days), in whole days
-_INPUT = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount", "tx_fraud"]
-SUMMARY_DDL = "dt string, rows bigint, problems string"
 
 
 @dataclass(frozen=True)
@@ -46,37 +37,11 @@ class BuildResult:
     rows: int
     days: int
     chunks: int
-    chunk_days: int
     customers: int
     terminals: int
     as_of: str
     feature_set_version: str
     seconds: float
-
-
-def read_lake(spark: SparkSession, lake_uri: str) -> DataFrame:
-    """The lake's columns the job needs, ``dt`` as the partition's string."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    lake = spark.read.parquet(lake_uri)
-    return lake.select(*_INPUT, F.col("dt").cast("string").alias("dt"))
-
-
-def plan_chunk_days(n_days: int, rows: int, parallelism: int, max_rows: int = 6_000_000) -> int:
-    """Days per chunk: enough chunks to use every core and keep a task's rows bounded."""
-    by_memory = math.ceil(rows * (1 + HALO_DAYS / max(n_days, 1)) / max_rows)
-    chunks = max(parallelism, by_memory, 1)
-    return max(math.ceil(n_days / chunks), 1)
-
-
-def with_chunks(lake: DataFrame, first_day: dt.date, chunk_days: int, n_chunks: int) -> DataFrame:
-    """Each row once per chunk that needs it: its own chunk, then as halo of later chunks."""
-    from pyspark.sql import functions as F  # noqa: N812
-
-    day = F.datediff(F.to_date("dt"), F.lit(first_day))
-    own = F.floor(day / chunk_days)
-    last = F.least(F.floor((day + HALO_DAYS) / chunk_days), F.lit(n_chunks - 1))
-    return lake.withColumn("chunk", F.explode(F.sequence(own, last)))
 
 
 def build_features(
@@ -107,35 +72,29 @@ def build_features(
     days, expected = source.days(), source.count_rows()
     if not days:
         raise ValueError(f"the lake at {lake_uri} has no day partitions")
-    n_days = (days[-1] - days[0]).days + 1
-    chunk_days = plan_chunk_days(
-        n_days, expected, spark.sparkContext.defaultParallelism, max_rows_per_chunk
+    chunks = plan_chunks(
+        days[0], days[-1], expected, spark.sparkContext.defaultParallelism, max_rows_per_chunk
     )
-    n_chunks = math.ceil(n_days / chunk_days)
-    table = FeatureTable.open(out_uri, lake_settings)
-    task = chunk_task(out_uri, days[0], chunk_days, _settings_dict(lake_settings))
-    lake = read_lake(spark, lake_uri)
+    settings = _settings_dict(lake_settings)
     summary = (
-        with_chunks(lake, days[0], chunk_days, n_chunks)
-        .groupBy("chunk")
-        .applyInArrow(task, SUMMARY_DDL)
+        spark.sparkContext.parallelize(chunks, len(chunks))
+        .flatMap(lambda chunk: run_chunk(chunk, lake_uri, out_uri, settings))
         .collect()
     )
-    written = {row["dt"] for row in summary}
-    problems = [p for row in summary for p in json.loads(row["problems"])]
-    raise_on_problems(problems, sum(row["rows"] for row in summary), expected)
-    table.remove_days_except(written)
-    customers, terminals, as_of = write_entity_state(spark, lake, out_uri)
+    day_rows = [row for row in summary if row["dt"]]
+    problems = [p for row in day_rows for p in json.loads(row["problems"])]
+    raise_on_problems(problems, sum(row["rows"] for row in day_rows), expected)
+    table = FeatureTable.open(out_uri, lake_settings)
+    table.remove_days_except(row["dt"] for row in day_rows)
     result = BuildResult(
         lake=lake_uri,
         out=out_uri,
         rows=expected,
-        days=len(written),
-        chunks=n_chunks,
-        chunk_days=chunk_days,
-        customers=customers,
-        terminals=terminals,
-        as_of=as_of,
+        days=len(day_rows),
+        chunks=len(chunks),
+        customers=sum(row.get("customer", 0) for row in summary),
+        terminals=sum(row.get("terminal", 0) for row in summary),
+        as_of=max(row.get("as_of", "") for row in summary),
         feature_set_version=FEATURE_SET_VERSION,
         seconds=(dt.datetime.now(dt.UTC) - started).total_seconds(),
     )

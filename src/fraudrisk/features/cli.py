@@ -70,7 +70,7 @@ def build(
     for key, value in [
         ("transactions", f"{result.rows:,}"),
         ("days", result.days),
-        ("chunks", f"{result.chunks} × {result.chunk_days} days"),
+        ("Spark tasks (time chunks)", result.chunks),
         ("customers with state", f"{result.customers:,}"),
         ("terminals with state", f"{result.terminals:,}"),
         ("state as of", result.as_of),

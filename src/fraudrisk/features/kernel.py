@@ -65,6 +65,18 @@ def _prefix_sum(values: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Money is summed in exact integer milli-units: a window's sum never carries the rounding of
+#: other rows (a float running total over many entities would), and is the same in any chunk.
+MONEY_UNITS = 1_000
+
+
+def _money_prefix_sum(amount: np.ndarray) -> np.ndarray:
+    units = np.rint(amount.astype(np.float64) * MONEY_UNITS).astype(np.int64)
+    out = np.zeros(len(units) + 1, dtype=np.int64)
+    np.cumsum(units, out=out[1:])
+    return out
+
+
 def calendar_features(seconds: np.ndarray) -> Columns:
     """``tx_during_weekend`` and ``tx_during_night`` from Unix seconds (UTC)."""
     days = seconds // DAY
@@ -93,17 +105,17 @@ def customer_features(
         terminal: terminal_id per row (for terminal novelty).
     """
     rows = _Sorted(customer, seconds, tx_id)
-    sums = _prefix_sum(amount[rows.order].astype(np.float64))
+    sums = _money_prefix_sum(amount[rows.order])
     out: Columns = {}
     for n in WINDOW_DAYS:
         start = rows.first_after(n * DAY)
         count = rows.position - start + 1
         out[f"customer_id_nb_tx_{n}day_window"] = count
-        out[f"customer_id_avg_amount_{n}day_window"] = (
-            sums[rows.position + 1] - sums[start]
-        ) / count
+        window_sum = (sums[rows.position + 1] - sums[start]) / MONEY_UNITS
+        out[f"customer_id_avg_amount_{n}day_window"] = window_sum / count
     count30 = out["customer_id_nb_tx_30day_window"]
-    previous_sum = sums[rows.position] - sums[rows.first_after(CUSTOMER_HORIZON_SECONDS)]
+    horizon_start = rows.first_after(CUSTOMER_HORIZON_SECONDS)
+    previous_sum = (sums[rows.position] - sums[horizon_start]) / MONEY_UNITS
     previous_mean = np.divide(
         previous_sum, count30 - 1, out=np.zeros(len(count30)), where=count30 > 1
     )

@@ -68,6 +68,8 @@ def get_spark(
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this venv
+    if master.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # loopback only, and no warning
     builder = SparkSession.builder.master(master).appName(app_name)
     settings = dict(_LOCAL_DEFAULTS) if master.startswith("local") else {}
     settings["spark.sql.session.timeZone"] = "UTC"

@@ -8,9 +8,10 @@ gives exactly the batch feature row, because it only ever reads past events in t
 
 from __future__ import annotations
 
-import os
-from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING
+import posixpath
+
+import numpy as np
+import pyarrow as pa
 
 from fraudrisk.features.definitions import (
     CUSTOMER_HORIZON_SECONDS,
@@ -20,9 +21,6 @@ from fraudrisk.features.definitions import (
     UNKNOWN_LABEL,
 )
 
-if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame, SparkSession
-
 STATE_DIR = "_entity_state"
 CUSTOMER_STATE_COLUMNS = ("event_seconds", "event_ids", "event_amounts", "event_terminals")
 TERMINAL_STATE_COLUMNS = ("event_seconds", "event_ids", "event_labels")
@@ -30,68 +28,67 @@ TERMINAL_STATE_COLUMNS = ("event_seconds", "event_ids", "event_labels")
 
 def state_path(out_uri: str, entity: str) -> str:
     """Where the state of ``customer`` or ``terminal`` lives under a feature table."""
-    return os.path.join(out_uri, STATE_DIR, entity)
+    return posixpath.join(out_uri, STATE_DIR, entity)
 
 
-def write_entity_state(spark: SparkSession, lake: DataFrame, out_uri: str) -> tuple[int, int, str]:
-    """Write the customer and terminal state as of the lake's last transaction.
+def entity_state(
+    key: str,
+    entity: np.ndarray,
+    seconds: np.ndarray,
+    columns: dict[str, np.ndarray],
+    as_of: int,
+    horizon: int,
+) -> pa.Table:
+    """One row per entity with its events in ``(as_of - horizon, as_of]`` as lists.
 
-    Only the partitions inside the longest horizon are read (partition pruning on ``dt``).
-
-    Returns:
-        ``(customers, terminals, as_of ISO timestamp)``.
+    Args:
+        key: Join key column name, e.g. ``customer_id``.
+        entity: Entity id per event.
+        seconds: Unix seconds per event.
+        columns: Other event fields by output name (``event_ids`` must be among them).
+        as_of: The state's time (the lake's last transaction).
+        horizon: Seconds of history kept.
     """
-    from pyspark.sql import functions as F  # noqa: N812
+    keep = seconds > as_of - horizon
+    entity, seconds = entity[keep], seconds[keep]
+    order = np.lexsort((columns["event_ids"][keep], seconds, entity))
+    entity = entity[order]
+    starts = np.flatnonzero(np.r_[True, entity[1:] != entity[:-1]])
+    offsets = pa.array(np.r_[starts, len(entity)].astype(np.int32))
+    lists = {"event_seconds": pa.ListArray.from_arrays(offsets, pa.array(seconds[order]))}
+    for name, values in columns.items():
+        lists[name] = pa.ListArray.from_arrays(offsets, pa.array(values[keep][order]))
+    stamp = np.full(len(starts), np.datetime64(int(as_of), "s").astype("datetime64[us]"))
+    return pa.table({key: entity[starts], "state_as_of": stamp, **lists})
 
-    last_day = lake.agg(F.max("dt")).first()[0]  # type: ignore[index]
-    first_day = date.fromisoformat(last_day) - timedelta(seconds=TERMINAL_HORIZON_SECONDS + DAY)
-    recent = (
-        lake.where(F.col("dt") >= first_day.isoformat())
-        .withColumn("seconds", F.unix_seconds(F.col("tx_datetime").cast("timestamp")))
-        .cache()
-    )
-    as_of_seconds = int(recent.agg(F.max("seconds")).first()[0])  # type: ignore[index]
-    as_of = datetime.fromtimestamp(as_of_seconds, UTC).replace(tzinfo=None)
-    stamp = F.lit(as_of).cast("timestamp_ntz").alias("state_as_of")
-    customer = _collect(
-        recent.where(F.col("seconds") > as_of_seconds - CUSTOMER_HORIZON_SECONDS),
+
+def states_as_of(rows: pa.Table, seconds: np.ndarray, fraud: np.ndarray) -> dict[str, pa.Table]:
+    """Customer and terminal state as of the last transaction of ``rows``.
+
+    ``rows`` must hold every transaction of the last 37 days before that moment.
+    """
+    as_of = int(seconds.max())
+    ids = rows["transaction_id"].to_numpy()
+    known = seconds <= as_of - LABEL_DELAY_DAYS * DAY
+    labels = np.where(known, fraud, UNKNOWN_LABEL).astype(np.int64)
+    customer = entity_state(
         "customer_id",
+        rows["customer_id"].to_numpy(),
+        seconds,
         {
-            "event_ids": "transaction_id",
-            "event_amounts": "tx_amount",
-            "event_terminals": "terminal_id",
+            "event_ids": ids,
+            "event_amounts": rows["tx_amount"].to_numpy(),
+            "event_terminals": rows["terminal_id"].to_numpy(),
         },
-        stamp,
-    ).cache()
-    known = F.col("seconds") <= as_of_seconds - LABEL_DELAY_DAYS * DAY
-    label = (
-        F.when(known, F.coalesce(F.col("tx_fraud"), F.lit(UNKNOWN_LABEL)))
-        .otherwise(UNKNOWN_LABEL)
-        .cast("bigint")
+        as_of,
+        CUSTOMER_HORIZON_SECONDS,
     )
-    terminal = _collect(
-        recent.where(F.col("seconds") > as_of_seconds - TERMINAL_HORIZON_SECONDS).withColumn(
-            "label", label
-        ),
+    terminal = entity_state(
         "terminal_id",
-        {"event_ids": "transaction_id", "event_labels": "label"},
-        stamp,
-    ).cache()
-    customer.coalesce(1).write.mode("overwrite").parquet(state_path(out_uri, "customer"))
-    terminal.coalesce(1).write.mode("overwrite").parquet(state_path(out_uri, "terminal"))
-    counts = customer.count(), terminal.count()
-    for frame in (recent, customer, terminal):
-        frame.unpersist()
-    return counts[0], counts[1], as_of.isoformat()
-
-
-def _collect(events: DataFrame, key: str, fields: dict[str, str], stamp: Column) -> DataFrame:
-    from pyspark.sql import functions as F  # noqa: N812
-
-    struct = F.struct(
-        F.col("seconds").cast("bigint").alias("event_seconds"),
-        *[F.col(src).alias(dst) for dst, src in fields.items()],
+        rows["terminal_id"].to_numpy(),
+        seconds,
+        {"event_ids": ids, "event_labels": labels},
+        as_of,
+        TERMINAL_HORIZON_SECONDS,
     )
-    grouped = events.groupBy(key).agg(F.sort_array(F.collect_list(struct)).alias("ev"))
-    columns = [F.col(f"ev.{name}").alias(name) for name in ["event_seconds", *fields]]
-    return grouped.select(key, stamp, *columns)
+    return {"customer": customer, "terminal": terminal}

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from fraudrisk.config import LakeSettings
 from fraudrisk.features import kernel
-from fraudrisk.features.definitions import FEATURE_NAMES, KEY_COLUMNS, UNKNOWN_LABEL
+from fraudrisk.features.chunks import Chunk
+from fraudrisk.features.definitions import DAY, FEATURE_NAMES, KEY_COLUMNS, UNKNOWN_LABEL
 from fraudrisk.features.quality import table_problems
+from fraudrisk.features.state import STATE_DIR, states_as_of
+from fraudrisk.io.lake import Lake
 from fraudrisk.io.partitioned import DayPartitions
 from fraudrisk.io.storage import open_storage
 
@@ -43,6 +46,12 @@ class FeatureTable:
         """Replace one day of the table, atomically."""
         self.partitions.write_day(day, table)
 
+    def write_state(self, entity: str, state: pa.Table) -> None:
+        """Replace the entity state of ``customer`` or ``terminal``, atomically."""
+        buffer = pa.BufferOutputStream()
+        pq.write_table(state, buffer, compression="zstd")
+        self.storage.write_bytes_atomic(f"{STATE_DIR}/{entity}/part-0.parquet", buffer.getvalue())
+
     def remove_days_except(self, keep: Iterable[str]) -> list[dt.date]:
         """Remove the days the latest build did not write."""
         return self.partitions.remove_days_except(keep)
@@ -57,6 +66,8 @@ class FeatureTable:
 
     def read(self, columns: list[str] | None = None) -> pa.Table:
         """The whole table (or some columns), sorted by transaction id."""
+        import pyarrow.dataset as ds
+
         dataset = ds.dataset(
             self.storage.root, filesystem=self.storage.fs, format="parquet", partitioning="hive"
         )
@@ -64,67 +75,86 @@ class FeatureTable:
         return table.sort_by("transaction_id") if "transaction_id" in table.column_names else table
 
 
-def features_of(rows: pa.Table) -> pa.Table:
-    """Key columns and every feature for lake rows holding complete entity histories."""
-    seconds = rows["tx_datetime"].to_numpy().astype("datetime64[s]").astype(np.int64)
+_LAKE_COLUMNS = [
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "tx_fraud",
+]
+
+
+def features_of(rows: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Key columns and every feature (numpy) for lake rows holding complete entity histories.
+
+    Returns:
+        ``(columns, seconds, fraud)``: the columns and the Unix seconds and labels used.
+    """
+    stamps = rows["tx_datetime"].to_numpy()
+    seconds = stamps.astype("datetime64[s]").astype(np.int64)
     fraud = pc.fill_null(rows["tx_fraud"], UNKNOWN_LABEL).to_numpy().astype(np.int64)
-    columns = kernel.all_features(
-        rows["customer_id"].to_numpy(),
-        rows["terminal_id"].to_numpy(),
+    keys = {name: rows[name].to_numpy() for name in KEY_COLUMNS}
+    features = kernel.all_features(
+        keys["customer_id"],
+        keys["terminal_id"],
         seconds,
-        rows["transaction_id"].to_numpy(),
+        keys["transaction_id"],
         rows["tx_amount"].to_numpy(),
         fraud,
     )
-    keys = {name: rows[name] for name in KEY_COLUMNS}
-    return pa.table(keys | {name: columns[name] for name in FEATURE_NAMES})
+    return keys | {name: features[name] for name in FEATURE_NAMES}, seconds, fraud
 
 
-ChunkTask = Callable[[tuple[pa.Scalar, ...], pa.Table], pa.Table]
+def run_chunk(
+    chunk: Chunk, lake_uri: str, out_uri: str, settings: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """What one Spark task does: read a chunk's days plus halo, compute, write its days.
+
+    The task owning the lake's last day also writes the entity state as of that day (its rows
+    include the whole 37-day horizon). Returns one summary per day written, the chunk's
+    quality problems attached to its first day.
+    """
+    lake_settings = LakeSettings(**settings) if settings else None
+    rows = Lake.open(lake_uri, lake_settings).read_days(chunk.read_from, chunk.last, _LAKE_COLUMNS)
+    columns, seconds, fraud = features_of(rows)
+    days = seconds // DAY
+    mine = np.flatnonzero(seconds >= _epoch_seconds(chunk.first))
+    mine = mine[np.lexsort((columns["transaction_id"][mine], days[mine]))]
+    own = pa.table({name: values[mine] for name, values in columns.items()})
+    problems = table_problems(own, f"dt={chunk.first}..{chunk.last}")
+    table = FeatureTable.open(out_uri, lake_settings)
+    summary = _write_days(table, own, days[mine])
+    if summary:
+        summary[0]["problems"] = json.dumps(problems)
+    if chunk.is_last and rows.num_rows:
+        as_of = dt.datetime.fromtimestamp(int(seconds.max()), dt.UTC).replace(tzinfo=None)
+        for entity, state in states_as_of(rows, seconds, fraud).items():
+            table.write_state(entity, state)
+            summary.append(
+                {
+                    "dt": "",
+                    "rows": 0,
+                    "problems": "[]",
+                    entity: state.num_rows,
+                    "as_of": as_of.isoformat(),
+                }
+            )
+    return summary
 
 
-def chunk_task(
-    out_uri: str, first_day: dt.date, chunk_days: int, settings: dict[str, Any] | None
-) -> ChunkTask:
-    """The function each Spark task runs on one chunk (its rows plus halo rows)."""
-
-    def run(key: tuple[pa.Scalar, ...], rows: pa.Table) -> pa.Table:
-        chunk = key[0].as_py()
-        day = _day_index(rows["dt"], first_day)
-        mine = day // chunk_days == chunk
-        features = features_of(rows).filter(pa.array(mine))
-        days = rows["dt"].filter(pa.array(mine))
-        table = FeatureTable.open(out_uri, LakeSettings(**settings) if settings else None)
-        return _write_days(table, features, days)
-
-    return run
+def _epoch_seconds(day: dt.date) -> int:
+    return int(np.datetime64(day, "s").astype(np.int64))
 
 
-def _day_index(dt_column: pa.ChunkedArray, first_day: dt.date) -> np.ndarray:
-    dates = pc.cast(dt_column, pa.date32()).to_numpy(zero_copy_only=False)
-    return np.asarray((dates - np.datetime64(first_day)) // np.timedelta64(1, "D"))
-
-
-def _write_days(table: FeatureTable, features: pa.Table, days: pa.ChunkedArray) -> pa.Table:
-    order = pc.sort_indices(
-        pa.table({"dt": days, "id": features["transaction_id"]}),
-        sort_keys=[("dt", "ascending"), ("id", "ascending")],
-    )
-    features, days = features.take(order), days.take(order)
-    labels = days.to_numpy(zero_copy_only=False)
-    bounds = np.flatnonzero(labels[1:] != labels[:-1]) + 1
-    starts, ends = np.r_[0, bounds], np.r_[bounds, len(labels)]
-    summary: dict[str, list[Any]] = {"dt": [], "rows": [], "problems": []}
-    for start, end in zip(starts, ends, strict=True):
+def _write_days(table: FeatureTable, own: pa.Table, days: np.ndarray) -> list[dict[str, Any]]:
+    """Write rows sorted by day as one file per day (zero-copy slices)."""
+    bounds = np.flatnonzero(days[1:] != days[:-1]) + 1
+    summary = []
+    for start, end in zip(np.r_[0, bounds], np.r_[bounds, len(days)], strict=True):
         if end <= start:
             continue
-        label = str(labels[start])
-        piece = features.slice(int(start), int(end - start))
-        table.write_day(dt.date.fromisoformat(label), piece)
-        summary["dt"].append(label)
-        summary["rows"].append(piece.num_rows)
-        summary["problems"].append(json.dumps(table_problems(piece, f"dt={label}")))
-    return pa.table(
-        summary,
-        schema=pa.schema([("dt", pa.string()), ("rows", pa.int64()), ("problems", pa.string())]),
-    )
+        day = dt.date(1970, 1, 1) + dt.timedelta(days=int(days[start]))
+        table.write_day(day, own.slice(int(start), int(end - start)))
+        summary.append({"dt": day.isoformat(), "rows": int(end - start), "problems": "[]"})
+    return summary

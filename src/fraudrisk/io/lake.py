@@ -11,13 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from fraudrisk.config import LakeSettings
 from fraudrisk.io.partitioned import DayPartitions, WriteMode, partition_name
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 from fraudrisk.io.storage import Storage, open_storage
 from fraudrisk.schemas import LABEL_COLUMNS, LAKE_SCHEMA, PARTITION_COLUMN, SCORER_COLUMNS
 
@@ -90,6 +94,8 @@ class Lake:
 
     def dataset(self) -> ds.Dataset:
         """The whole lake as a ``pyarrow.dataset`` (hive partitioning on ``dt``)."""
+        import pyarrow.dataset as ds
+
         partitioning = ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
         return ds.dataset(
             self.storage.root,
@@ -120,6 +126,21 @@ class Lake:
         if "transaction_id" in table.column_names:
             table = table.sort_by("transaction_id")
         return table
+
+    def read_days(self, start: dt.date, end: dt.date, columns: Sequence[str]) -> pa.Table:
+        """Read days ``start..end`` file by file (no ``pyarrow.dataset``, so no pandas import).
+
+        The fast path for workers that only need whole partitions, e.g. Spark feature tasks.
+        """
+        pieces = []
+        for day in self.days():
+            if start <= day <= end:
+                for info in self.storage.list_dir(partition_name(day)):
+                    with self.storage.fs.open_input_file(info.path) as handle:
+                        pieces.append(pq.ParquetFile(handle).read(columns=list(columns)))
+        if not pieces:
+            return LAKE_SCHEMA.empty_table().select(list(columns))
+        return pa.concat_tables(pieces)
 
     def iter_days(
         self, columns: Sequence[str] | None = None, include_labels: bool = False

@@ -28,47 +28,45 @@ class Message:
     seconds: int
 
 
+_TRANSACTION_FIELDS = ("transaction_id", "customer_id", "terminal_id", "tx_amount")
+_LABEL_FIELDS = ("transaction_id", "customer_id", "terminal_id", "tx_fraud")
+
+
 def replay_messages(table: pa.Table, settings: Settings) -> list[Message]:
     """Transaction and label messages of lake rows, merged in event-time order."""
     rows = table.sort_by([("tx_datetime", "ascending"), ("transaction_id", "ascending")])
     seconds = rows["tx_datetime"].to_numpy().astype("datetime64[s]").astype(np.int64)
     end = int(seconds.max(initial=0))
-    messages = list(_transactions(rows.to_pylist(), seconds, settings))
-    messages += [m for m in _labels(rows.to_pylist(), seconds, settings) if m.seconds <= end]
+    records = rows.to_pylist()
+    kafka = settings.kafka
+    messages = list(_messages(records, seconds, kafka.transactions_topic, _TRANSACTION_FIELDS, 0))
+    labels = _messages(
+        [r for r in records if r.get("tx_fraud") is not None],
+        seconds[[r.get("tx_fraud") is not None for r in records]],
+        kafka.labels_topic,
+        _LABEL_FIELDS,
+        LABEL_DELAY_DAYS * DAY,
+    )
+    messages += [m for m in labels if m.seconds <= end]
     return sorted(messages, key=lambda m: m.seconds)
 
 
-def _transactions(
-    rows: list[dict[str, object]], seconds: np.ndarray, settings: Settings
+def _messages(
+    records: list[dict[str, object]],
+    seconds: np.ndarray,
+    topic: str,
+    fields: tuple[str, ...],
+    delay: int,
 ) -> Iterator[Message]:
-    for row, second in zip(rows, seconds, strict=True):
-        value = {
-            key: row[key] for key in ("transaction_id", "customer_id", "terminal_id", "tx_amount")
-        }
-        value["tx_datetime"] = row["tx_datetime"].isoformat()  # type: ignore[attr-defined]
+    """One JSON message per record, keyed by customer, due ``delay`` seconds after the event."""
+    for record, second in zip(records, seconds, strict=True):
+        value = {key: record[key] for key in fields}
+        value["tx_datetime"] = record["tx_datetime"].isoformat()  # type: ignore[attr-defined]
         yield Message(
-            settings.kafka.transactions_topic,
-            str(row["customer_id"]).encode(),
+            topic,
+            str(record["customer_id"]).encode(),
             json.dumps(value).encode(),
-            int(second),
-        )
-
-
-def _labels(
-    rows: list[dict[str, object]], seconds: np.ndarray, settings: Settings
-) -> Iterator[Message]:
-    for row, second in zip(rows, seconds, strict=True):
-        if row.get("tx_fraud") is None:
-            continue
-        value = {
-            key: row[key] for key in ("transaction_id", "customer_id", "terminal_id", "tx_fraud")
-        }
-        value["tx_datetime"] = row["tx_datetime"].isoformat()  # type: ignore[attr-defined]
-        yield Message(
-            settings.kafka.labels_topic,
-            str(row["customer_id"]).encode(),
-            json.dumps(value).encode(),
-            int(second) + LABEL_DELAY_DAYS * DAY,
+            int(second) + delay,
         )
 
 

@@ -191,10 +191,8 @@ def test_no_feature_reads_the_future_or_an_unknown_label(lake_frame: pd.DataFram
     assert (altered["tx_datetime"] <= CUT).sum() == (lake_frame["tx_datetime"] <= CUT).sum()
     before = features_until(kernel_features(lake_frame), lake_frame, CUT)
     after = features_until(kernel_features(altered), lake_frame, CUT)
-    # The kernel's amount windows are differences of prefix sums over the whole sorted input
-    # (all customers, later rows too), so other rows move their last bits (seen: 5e-9
-    # relative). A label or row leak moves a value by far more (a risk by >= 1/count).
-    assert_same_features(after, before, rtol=1e-7)
+    # Exact: money windows are integer sums, so other rows cannot move even the last bit.
+    assert_same_features(after, before, rtol=0)
     pandas_before = features_until(reference_features(lake_frame), lake_frame, CUT)
     pandas_after = features_until(reference_features(altered), lake_frame, CUT)
     assert_same_features(pandas_after, pandas_before, rtol=0)
@@ -267,12 +265,5 @@ def test_reference_reproduces_the_published_feature_table() -> None:
         assert sums[name] == pytest.approx(expected, abs=100), name
     row = features.set_index("transaction_id").loc[1_000_000]
     assert {name: round(float(row[name]), 6) for name in TRANSACTION_1M} == TRANSACTION_1M
-    # the kernel agrees on the whole table; its amount windows are differences of prefix sums
-    # over all 1.75M rows (totals ~1e8), exact to ~1e-8 absolute rather than 1e-9 relative
-    kernel = kernel_features(df)
-    for name in INT_FEATURES:
-        np.testing.assert_array_equal(kernel[name].to_numpy(), features[name].to_numpy(), name)
-    for name in FLOAT_FEATURES:
-        np.testing.assert_allclose(
-            kernel[name].to_numpy(), features[name].to_numpy(), rtol=1e-6, atol=1e-7, err_msg=name
-        )
+    # the kernel agrees with the reference on the whole table
+    assert_same_features(kernel_features(df), features)
