@@ -26,11 +26,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv if missing and install fraudrisk with every extra
 
-sysdeps: ## Install the Debian packages of the local services (redis-server, Java, Maven)
+sysdeps: ## Install the Debian packages of the local services (Redis, PostgreSQL, Java, Maven)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

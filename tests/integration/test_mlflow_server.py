@@ -1,7 +1,7 @@
 """The registry against a real ``mlflow server`` process (proxied artifacts over HTTP).
 
-The backend store is a parameter of the fixture (SQLite here; a PostgreSQL backend joins the
-parameters with the PostgreSQL test service).
+The backend store is a parameter of the fixture: SQLite, and PostgreSQL (a real server started
+by the test fixtures), as in production on RDS.
 """
 
 from __future__ import annotations
@@ -100,10 +100,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGKILL)  # stragglers of the group, if any
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(params=["sqlite", "postgresql"])
 def backend_store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    (tmp_path / request.param).mkdir()
-    return f"sqlite:///{tmp_path / request.param / 'mlflow.db'}"
+    if request.param == "postgresql":
+        return f"{request.getfixturevalue('postgres_server')}/mlflow"
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
 
 
 @pytest.fixture()
