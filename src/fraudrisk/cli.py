@@ -79,11 +79,15 @@ def _register_stages() -> None:
     from fraudrisk.data.ingest_cli import register as register_ingest
     from fraudrisk.features.cli import features_app
     from fraudrisk.io.kafka_cli import kafka_app
+    from fraudrisk.pipeline_cli import register as register_pipeline
+    from fraudrisk.training.cli import register as register_training
 
     register_data(app)
     register_ingest(app)
     app.add_typer(features_app, name="features")
     app.add_typer(kafka_app, name="kafka")
+    register_training(app)
+    register_pipeline(app)
 
 
 _register_stages()

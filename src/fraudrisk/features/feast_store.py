@@ -69,7 +69,7 @@ def write_feature_store_yaml(repo_path: Path | str, settings: Settings) -> Path:
     Returns:
         The path of the YAML file.
     """
-    import yaml  # type: ignore[import-untyped]
+    import yaml
 
     repo = Path(repo_path).resolve()
     repo.mkdir(parents=True, exist_ok=True)

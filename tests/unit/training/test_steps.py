@@ -1,0 +1,157 @@
+"""The training stages chained in-process on a small 183-day synthetic lake."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pyarrow as pa
+import pytest
+
+from fraudrisk.config import Settings, get_settings
+from fraudrisk.data.fast import FastConfig
+from fraudrisk.data.simulate import fast_days, write_days
+from fraudrisk.features.table import FeatureTable, features_of
+from fraudrisk.io.lake import Lake
+from fraudrisk.training import registry
+from fraudrisk.training.gate import GateConfig
+from fraudrisk.training.run import TrainingResult, resolve_recipe, run_training
+from fraudrisk.training.steps import plan_windows, read_dataset
+from fraudrisk.training.tune import default_study_name
+
+EPOCH = dt.date(2018, 4, 1)
+PERMISSIVE = GateConfig(
+    min_average_precision=0.0,
+    min_auc_roc=0.0,
+    min_card_precision_at_100=0.0,
+    max_regression={"average_precision": 1.0},
+)
+
+
+def build_lake(root: Path, customers: int = 150, days: int = 183) -> tuple[str, str]:
+    """A small lake from 2018-04-01 and its feature table (kernel, one partition)."""
+    lake_uri, table_uri = str(root / "lake"), str(root / "features")
+    lake = Lake.open(lake_uri)
+    lake.init(EPOCH)
+    config = FastConfig(n_customers=customers, n_terminals=2 * customers, nb_days=days)
+    write_days(lake, fast_days(config))
+    columns, _, _ = features_of(lake.read(include_labels=True))
+    FeatureTable.open(table_uri).write_day(EPOCH, pa.table(columns))
+    return table_uri, lake_uri
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = tmp_path_factory.mktemp("training")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FRAUDRISK_HOME", str(root / "home"))
+    get_settings.cache_clear()
+    yield root
+    patch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def lake(home: Path) -> tuple[str, str]:
+    return build_lake(home)
+
+
+def fast_run(settings: Settings, lake: tuple[str, str], workdir: Path) -> TrainingResult:
+    table_uri, lake_uri = lake
+    return run_training(
+        settings,
+        table_uri=table_uri,
+        lake_uri=lake_uri,
+        n_trials=2,
+        timeout_s=None,
+        workdir=workdir,
+        bootstrap=True,
+        gate_config=PERMISSIVE,
+        window_days=14,
+    )
+
+
+@pytest.fixture(scope="module")
+def first_run(home: Path, lake: tuple[str, str]) -> TrainingResult:
+    return fast_run(get_settings(), lake, home / "run-1")
+
+
+def test_run_registers_a_challenger_and_bootstraps_the_champion(
+    first_run: TrainingResult,
+) -> None:
+    assert first_run.gate.passed
+    assert first_run.version.alias == registry.CHALLENGER
+    assert first_run.aliases == [registry.CHALLENGER, registry.CHAMPION]
+    assert first_run.version.model_uri == "models:/fraud-risk/1"
+    assert set(first_run.seconds) == {
+        "dataset",
+        "tune",
+        "train",
+        "calibrate",
+        "evaluate",
+        "validate",
+        "register",
+    }
+
+
+def test_artifacts_and_metrics_json(first_run: TrainingResult) -> None:
+    for name in ("reliability", "pr_curve", "feature_importance"):
+        assert first_run.artifacts[name].stat().st_size > 1000
+    metrics = json.loads(first_run.artifacts["metrics"].read_text())
+    assert set(metrics) >= {
+        "baseline",
+        "test_folds",
+        "per_fold",
+        "scenario_recall",
+        "holdout",
+        "thresholds",
+    }
+    assert set(metrics["test_folds"]) == {"mean", "std"}
+    assert set(metrics["test_folds"]["mean"]) == {
+        "auc_roc",
+        "average_precision",
+        "card_precision_at_100",
+    }
+    assert len(metrics["per_fold"]) == 4
+    assert "all" in metrics["scenario_recall"]
+    assert 0 <= metrics["thresholds"]["review"] <= metrics["thresholds"]["decline"]
+
+
+def test_registered_run_records_recipe_and_gate_metrics(first_run: TrainingResult) -> None:
+    client = registry.mlflow_client(get_settings())
+    run = client.get_run(first_run.version.run_id)
+    assert resolve_recipe("TUNED_56DAY").model == "xgboost"
+    recorded = run.data.params["recipe"]
+    assert json.loads(recorded)["window_days"] == 14
+    assert run.data.metrics["average_precision"] == pytest.approx(
+        first_run.metrics["test_folds"]["mean"]["average_precision"]
+    )
+
+
+def test_training_window_ends_a_delay_before_the_holdout(first_run: TrainingResult) -> None:
+    frame = read_dataset(first_run.artifacts["dataset"])
+    windows = plan_windows(frame, 14)
+    assert windows.holdout_end == dt.date(2018, 9, 24)  # last day 09-30, 7-day label delay
+    assert windows.holdout_start == dt.date(2018, 9, 17)
+    assert windows.train_end == dt.date(2018, 9, 10)
+    assert windows.train_start == dt.date(2018, 8, 27)
+
+
+def test_trials_are_nested_mlflow_runs_and_a_second_run_resumes(
+    first_run: TrainingResult, home: Path, lake: tuple[str, str]
+) -> None:
+    settings = get_settings()
+    client = registry.mlflow_client(settings)
+    experiment = client.get_experiment_by_name("fraud-risk")
+    assert experiment is not None
+    trials = client.search_runs([experiment.experiment_id], "attributes.run_name LIKE 'trial-%'")
+    assert len(trials) == 2
+    assert all("mlflow.parentRunId" in run.data.tags for run in trials)
+    second = fast_run(settings, lake, home / "run-2")
+    study = optuna.load_study(study_name=default_study_name("xgboost", 14), storage=settings.db_url)
+    assert len(study.trials) == 4
+    assert second.version.version == "2"
+    assert second.aliases == [registry.CHALLENGER]  # champion stays on version 1
