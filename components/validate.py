@@ -1,7 +1,5 @@
 """Component ``validate``: the gate (floors, no regression against the champion)."""
 
-from typing import NamedTuple
-
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Output
 
@@ -13,7 +11,7 @@ def validate(
     evaluation: Input[Artifact],
     gate_result: Output[Artifact],
     gate: dict = {},  # noqa: B006 -- KFP parameter default, never mutated
-) -> NamedTuple("Outputs", [("passed", bool)]):  # type: ignore[valid-type]
+) -> bool:
     """Gate the evaluation; write the verdict as JSON and return whether it passed.
 
     Args:
@@ -22,10 +20,10 @@ def validate(
         gate: Floors and tolerances (:class:`~fraudrisk.training.gate.GateConfig` fields).
 
     Returns:
-        ``passed``: True when every check passed.
+        True when every check passed (a single ``Output``: kfp.local resolves conditions on it,
+        not on a NamedTuple field).
     """
     import json
-    from collections import namedtuple
     from pathlib import Path
 
     from fraudrisk.config import get_settings
@@ -35,4 +33,4 @@ def validate(
     metrics = json.loads((Path(evaluation.path) / "metrics.json").read_text())
     verdict = steps.validate_step(metrics, get_settings(), GateConfig.model_validate(gate))
     Path(gate_result.path).write_text(verdict.model_dump_json(indent=2))
-    return namedtuple("Outputs", ["passed"])(verdict.passed)
+    return verdict.passed

@@ -48,7 +48,7 @@ def training_pipeline(
         costs=costs,
     )
     verdict = validate(evaluation=evaluated.outputs["evaluation"], gate=gate)
-    with dsl.If(verdict.outputs["passed"] == True, name="gate-passed"):  # noqa: E712
+    with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
         register(
             dataset=dataset.outputs["dataset"],
             recipe=tuned.outputs["recipe"],

@@ -41,7 +41,7 @@ def test_training_pipeline_ir_has_the_seven_components_and_a_gated_register(
     assert COMPONENTS - {"register"} <= set(root)
     assert "register" not in root
     condition = next(t for t in root.values() if "triggerPolicy" in t)
-    assert "passed" in condition["triggerPolicy"]["condition"]
+    assert "validate-Output" in condition["triggerPolicy"]["condition"]
     branch = spec["components"][condition["componentRef"]["name"]]
     assert set(branch["dag"]["tasks"]) == {"register"}
     images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
@@ -94,7 +94,7 @@ def test_validate_component_gates_a_tiny_metrics_json(
                 gate_result=SimpleNamespace(path=str(verdict)),
                 gate={"min_average_precision": floor},
             )
-            assert result.passed is expected
+            assert result is expected
             assert json.loads(verdict.read_text())["passed"] is expected
     finally:
         get_settings.cache_clear()

@@ -157,5 +157,5 @@ def reliability_plot(
     hist.set_ylabel("transactions")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100, bbox_inches="tight")
+    fig.savefig(out, dpi=100, bbox_inches="tight", format="png")  # KFP paths have no suffix
     return out

@@ -71,7 +71,7 @@ def pr_curve_plot(y: Any, p: Any, path: Path) -> Path:
     axes.set_ylabel("precision")
     axes.set_title(f"Precision-recall, test folds pooled (AP {average_precision(y, p):.3f})")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100, bbox_inches="tight", format="png")  # also for suffix-less paths
     return path
 
 
@@ -106,5 +106,5 @@ def importance_plot(estimator: Any, recipe: Recipe, holdout: pd.DataFrame, path:
     axes.barh(importance.index, importance.to_numpy())
     axes.set_title(f"Feature importance ({kind})")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    fig.savefig(path, dpi=100, bbox_inches="tight", format="png")  # also for suffix-less paths
     return path

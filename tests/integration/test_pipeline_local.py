@@ -1,0 +1,51 @@
+"""The training pipeline run end to end with kfp.local on a small lake."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from fraudrisk.config import get_settings
+from fraudrisk.pipeline_cli import load_config, run_local
+from fraudrisk.training import registry
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+TEST_STEPS = Path(__file__).parents[1] / "unit" / "training" / "test_steps.py"
+
+
+def _test_steps() -> ModuleType:
+    """The unit tests of the steps, for their small-lake builder."""
+    spec = importlib.util.spec_from_file_location("_fraudrisk_test_steps", TEST_STEPS)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_local_run_registers_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FRAUDRISK_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)  # kfp.local writes local_outputs/ under the working directory
+    get_settings.cache_clear()
+    try:
+        table_uri, lake_uri = _test_steps().build_lake(tmp_path)
+        config = load_config("training", None).model_copy(
+            update={
+                "table_uri": table_uri,
+                "lake_uri": lake_uri,
+                "n_trials": 1,
+                "window_days": 14,
+                "bootstrap": True,
+                "storage": "",
+            }
+        )
+        arguments = config.arguments() | {"gate": _test_steps().PERMISSIVE.model_dump()}
+        run_local("training", arguments)
+        settings = get_settings()
+        assert registry.get_alias_version(settings, registry.CHAMPION) == "1"
+        assert registry.get_alias_version(settings, registry.CHALLENGER) == "1"
+        assert (tmp_path / "home" / "mlflow.db").exists()
+    finally:
+        get_settings.cache_clear()
