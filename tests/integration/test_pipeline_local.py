@@ -2,27 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+from tests.support.data import PERMISSIVE, build_lake
 
 from fraudrisk.config import get_settings
 from fraudrisk.pipeline_cli import load_config, run_local
 from fraudrisk.training import registry
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-TEST_STEPS = Path(__file__).parents[1] / "unit" / "training" / "test_steps.py"
-
-
-def _test_steps() -> ModuleType:
-    """The unit tests of the steps, for their small-lake builder."""
-    spec = importlib.util.spec_from_file_location("_fraudrisk_test_steps", TEST_STEPS)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_local_run_registers_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -30,7 +19,7 @@ def test_local_run_registers_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.chdir(tmp_path)  # kfp.local writes local_outputs/ under the working directory
     get_settings.cache_clear()
     try:
-        table_uri, lake_uri = _test_steps().build_lake(tmp_path)
+        table_uri, lake_uri = build_lake(tmp_path)
         config = load_config("training", None).model_copy(
             update={
                 "table_uri": table_uri,
@@ -41,7 +30,7 @@ def test_local_run_registers_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
                 "storage": "",
             }
         )
-        arguments = config.arguments() | {"gate": _test_steps().PERMISSIVE.model_dump()}
+        arguments = config.arguments() | {"gate": PERMISSIVE.model_dump()}
         run_local("training", arguments)
         settings = get_settings()
         assert registry.get_alias_version(settings, registry.CHAMPION) == "1"

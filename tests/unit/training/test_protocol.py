@@ -6,13 +6,9 @@ import datetime as dt
 import json
 
 import pandas as pd
-import pyarrow as pa
 import pytest
+from tests.support.data import synthetic_frame
 
-from fraudrisk.data.fast import FastConfig
-from fraudrisk.data.simulate import fast_days
-from fraudrisk.features.table import features_of
-from fraudrisk.training.dataset import join_labels
 from fraudrisk.training.protocol import (
     METRICS,
     evaluate_recipe,
@@ -30,18 +26,9 @@ from fraudrisk.training.splits import (
 FAST = Recipe(params={"n_estimators": 20, "max_depth": 3})
 
 
-def synthetic_frame(customers: int = 150, days: int = 160) -> pd.DataFrame:
-    """A small simulated lake (2018-04-01 onward) joined with its features, in memory."""
-    config = FastConfig(n_customers=customers, n_terminals=2 * customers, nb_days=days)
-    rows = pa.concat_tables([table for _, table in fast_days(config)])
-    columns, _, _ = features_of(rows)
-    labels = rows.select(["transaction_id", "tx_time_days", "tx_fraud", "tx_fraud_scenario"])
-    return join_labels(pd.DataFrame(columns), labels.to_pandas())
-
-
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return synthetic_frame()
+    return synthetic_frame(150, 160)
 
 
 def test_output_has_exactly_the_protocol_keys(frame: pd.DataFrame) -> None:

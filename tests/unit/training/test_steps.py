@@ -8,39 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
-import pyarrow as pa
 import pytest
+from tests.support.data import PERMISSIVE, build_lake
 
 from fraudrisk.config import Settings, get_settings
-from fraudrisk.data.fast import FastConfig
-from fraudrisk.data.simulate import fast_days, write_days
-from fraudrisk.features.table import FeatureTable, features_of
-from fraudrisk.io.lake import Lake
 from fraudrisk.training import registry
-from fraudrisk.training.gate import GateConfig
 from fraudrisk.training.run import TrainingResult, resolve_recipe, run_training
 from fraudrisk.training.steps import plan_windows, read_dataset
 from fraudrisk.training.tune import default_study_name
-
-EPOCH = dt.date(2018, 4, 1)
-PERMISSIVE = GateConfig(
-    min_average_precision=0.0,
-    min_auc_roc=0.0,
-    min_card_precision_at_100=0.0,
-    max_regression={"average_precision": 1.0},
-)
-
-
-def build_lake(root: Path, customers: int = 150, days: int = 183) -> tuple[str, str]:
-    """A small lake from 2018-04-01 and its feature table (kernel, one partition)."""
-    lake_uri, table_uri = str(root / "lake"), str(root / "features")
-    lake = Lake.open(lake_uri)
-    lake.init(EPOCH)
-    config = FastConfig(n_customers=customers, n_terminals=2 * customers, nb_days=days)
-    write_days(lake, fast_days(config))
-    columns, _, _ = features_of(lake.read(include_labels=True))
-    FeatureTable.open(table_uri).write_day(EPOCH, pa.table(columns))
-    return table_uri, lake_uri
 
 
 @pytest.fixture(scope="module")

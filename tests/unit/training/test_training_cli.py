@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.support.data import build_lake
 from typer.testing import CliRunner
 
 from fraudrisk.cli import app
 from fraudrisk.config import get_settings
 
-_SPEC = importlib.util.spec_from_file_location(
-    "training_steps_helpers", Path(__file__).with_name("test_steps.py")
-)
-assert _SPEC is not None and _SPEC.loader is not None
-_HELPERS = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(_HELPERS)
-build_lake = _HELPERS.build_lake
 KEYS = {"auc_roc", "average_precision", "card_precision_at_100"}
 
 

@@ -7,15 +7,11 @@ from pathlib import Path
 
 import optuna
 import pandas as pd
-import pyarrow as pa
 import pytest
+from tests.support.data import synthetic_frame
 
-from fraudrisk.data.fast import FastConfig
-from fraudrisk.data.simulate import fast_days
 from fraudrisk.features.definitions import BASELINE_NAMES
-from fraudrisk.features.table import features_of
 from fraudrisk.training import tune as tuning
-from fraudrisk.training.dataset import join_labels
 from fraudrisk.training.protocol import Split
 from fraudrisk.training.recipes import Recipe
 
@@ -23,18 +19,9 @@ from fraudrisk.training.recipes import Recipe
 FIRST_START = dt.date(2018, 5, 20)
 
 
-def synthetic_frame(customers: int = 120, days: int = 70) -> pd.DataFrame:
-    """A small simulated lake (2018-04-01 onward) joined with its features, in memory."""
-    config = FastConfig(n_customers=customers, n_terminals=2 * customers, nb_days=days)
-    rows = pa.concat_tables([table for _, table in fast_days(config)])
-    columns, _, _ = features_of(rows)
-    labels = rows.select(["transaction_id", "tx_time_days", "tx_fraud", "tx_fraud_scenario"])
-    return join_labels(pd.DataFrame(columns), labels.to_pandas())
-
-
 @pytest.fixture(scope="module")
 def frame() -> pd.DataFrame:
-    return synthetic_frame()
+    return synthetic_frame(120, 70)
 
 
 def test_study_resumes_from_sqlite(frame: pd.DataFrame, tmp_path: Path) -> None:

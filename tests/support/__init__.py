@@ -1,0 +1,1 @@
+"""Helpers shared by the test modules (importable because pytest puts the repo root on sys.path)."""
