@@ -76,12 +76,42 @@ class FeastSettings(BaseModel):
     )
 
 
+class FallbackRules(BaseModel):
+    """Rules-only decisions when no model can be used (amount and velocity)."""
+
+    review_amount: float = Field(220.0, ge=0, description="Review at or above this amount.")
+    decline_amount: float = Field(1000.0, ge=0, description="Decline at or above this amount.")
+    review_tx_per_hour: int = Field(
+        5, ge=1, description="Review when the customer's transactions in the last hour reach this."
+    )
+
+
 class ServingSettings(BaseModel):
-    """Where the KServe endpoint is and which model it serves."""
+    """Where the KServe endpoint is, which model it serves, and how scores become decisions."""
 
     endpoint: str = Field("http://127.0.0.1:8080", description="Base URL of the inference service.")
     model_uri: str = Field("models:/fraud-risk@champion", description="MLflow or storage URI.")
+    model_name: str = Field("fraud-risk", description="Name the model is served under.")
     http_port: int = Field(8080, ge=1, le=65535)
+    review_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides the model's stored review threshold."
+    )
+    decline_threshold: float | None = Field(
+        None, ge=0, le=1, description="Overrides the model's stored decline threshold."
+    )
+    candidate_uri: str = Field(
+        "", description="A second model in this process: A/B or shadow candidate (empty = none)."
+    )
+    traffic_mode: Literal["canary", "ab", "shadow"] = Field(
+        "canary", description="How the candidate shares traffic with model_uri."
+    )
+    candidate_percent: int = Field(0, ge=0, le=100, description="Candidate's share (canary, ab).")
+    ab_key: str = Field("customer_id", description="Transaction field A/B assignment sticks to.")
+    reason_codes: int = Field(3, ge=0, le=20, description="Top reason codes returned per score.")
+    reason_codes_for: Literal["all", "flagged"] = Field(
+        "all", description="Explain every transaction, or only those sent to review or declined."
+    )
+    fallback: FallbackRules = FallbackRules()
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,4 @@
+"""The KServe scorer image's entrypoint (``python -m serving``).
+
+Logic lives in ``fraudrisk.inference``.
+"""

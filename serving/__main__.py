@@ -1,0 +1,40 @@
+"""Entrypoint of the scorer container.
+
+``python -m serving --model_name fraud-risk --http_port 8080``.
+
+The model and its traffic split come from ``FRAUDRISK_SERVING__*`` (set by the InferenceService
+manifest); KServe's own flags (``--http_port``, ``--model_name``) are honoured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from fraudrisk.config import get_settings
+from fraudrisk.inference.server import serve
+from fraudrisk.inference.service import ServiceSpec
+
+
+def main() -> None:
+    """Parse KServe's flags, then serve until SIGTERM."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model_name", default=None, help="Served name (default: settings).")
+    parser.add_argument("--http_port", type=int, default=None, help="HTTP port (default 8080).")
+    parser.add_argument(
+        "--retry_seconds",
+        type=float,
+        default=30.0,
+        help="Seconds between load attempts while the model is not ready.",
+    )
+    args, _ = parser.parse_known_args()
+    logging.basicConfig(level=logging.INFO)
+    settings = get_settings()
+    spec = ServiceSpec.from_settings(settings)
+    if args.model_name:
+        spec = ServiceSpec(spec.stable_uri, spec.candidate_uri, spec.split, args.model_name)
+    serve(spec, settings, args.http_port or settings.serving.http_port, args.retry_seconds)
+
+
+if __name__ == "__main__":
+    main()
