@@ -140,7 +140,7 @@ def _pg_run(*command: str) -> None:
 def postgres_server() -> Iterator[str]:
     """A throw-away PostgreSQL cluster; yields ``postgresql://fraudrisk@127.0.0.1:PORT``.
 
-    Databases ``optuna`` and ``mlflow`` exist; append ``/<database>`` to the URL.
+    Databases ``optuna``, ``mlflow`` and ``alerts`` exist; append ``/<database>`` to the URL.
     """
     import contextlib
     import shutil
@@ -167,7 +167,7 @@ def postgres_server() -> Iterator[str]:
             "60",
             "start",
         )
-        for name in ("optuna", "mlflow"):
+        for name in ("optuna", "mlflow", "alerts"):
             _pg_run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, name)
         yield f"postgresql://{PG_USER}@127.0.0.1:{port}"
     finally:
