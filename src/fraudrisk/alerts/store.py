@@ -132,7 +132,9 @@ class AlertStore:
         """Rows in ``scores`` or ``alerts``."""
         chosen = SCORES if table == "scores" else ALERTS
         with self.engine.connect() as connection:
-            return int(connection.execute(sa.select(sa.func.count()).select_from(chosen)).scalar())
+            return int(
+                connection.execute(sa.select(sa.func.count()).select_from(chosen)).scalar_one()
+            )
 
     def transaction_ids(self, table: str = "scores") -> Iterator[int]:
         """Every transaction id of ``scores`` or ``alerts`` (for reconciliation)."""
