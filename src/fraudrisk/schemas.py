@@ -72,6 +72,10 @@ MERCHANT_CATEGORY_PATTERN = r"^\d{4}$"
 COUNTRY_PATTERN = r"^[A-Z]{2}$"
 #: Longest card token.
 CARD_TOKEN_MAX_LENGTH = 128
+#: Field or column names that would carry clear card numbers: refused at every edge.
+CLEAR_CARD_NUMBER_FIELDS: frozenset[str] = frozenset(
+    {"pan", "card_number", "cardnumber", "card_no", "primary_account_number"}
+)
 #: Largest fraud scenario number.
 FRAUD_SCENARIO_MAX = 127
 

@@ -6,12 +6,12 @@ columns) make the whole batch unusable and raise :class:`BatchError`.
 
 from __future__ import annotations
 
-from fraudrisk.schemas import CORE_COLUMNS, LAKE_SCHEMA
+from fraudrisk.schemas import CLEAR_CARD_NUMBER_FIELDS, CORE_COLUMNS, LAKE_SCHEMA
 
 #: Columns a source must have; the time offsets (derived), optional fields and labels may not.
 REQUIRED_COLUMNS = tuple(name for name in CORE_COLUMNS if not name.startswith("tx_time_"))
 #: Column names that mean clear card numbers: such a file is refused as a whole.
-CLEAR_CARD_NUMBERS: frozenset[str] = frozenset({"pan", "card_number"})
+CLEAR_CARD_NUMBERS = CLEAR_CARD_NUMBER_FIELDS
 #: Column of a rejected row holding its reasons.
 REJECT_REASON = "reject_reason"
 #: Column of a rejected row holding its 1-based row number in the source.

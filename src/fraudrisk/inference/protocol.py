@@ -24,7 +24,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from fraudrisk.inference.features import TransactionBatch
 from fraudrisk.inference.scorer import RowScores
-from fraudrisk.schemas import OPTIONAL_COLUMNS, Transaction
+from fraudrisk.schemas import CLEAR_CARD_NUMBER_FIELDS, OPTIONAL_COLUMNS, Transaction
 
 REQUIRED = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount")
 INPUT_COLUMNS = (*REQUIRED, "tx_time_seconds", "tx_time_days", *OPTIONAL_COLUMNS)
@@ -38,8 +38,6 @@ V2_DATATYPES: dict[str, frozenset[str]] = {
     "tx_time_days": _INTEGER_TYPES,
     "tx_amount": frozenset({"FP64", "FP32"}),
 } | {name: frozenset({"BYTES"}) for name in ("tx_datetime", *OPTIONAL_COLUMNS)}
-#: Field names that would carry a clear card number: refused before anything else.
-PAN_FIELDS = frozenset({"pan", "card_number", "cardnumber", "card_no", "primary_account_number"})
 MAX_BATCH = 10_000
 _ROWS = TypeAdapter(list[Transaction])
 
@@ -131,7 +129,7 @@ def _flatten(data: list[Any]) -> list[Any]:
 
 
 def _refuse_pans(names: Any, where: str) -> None:
-    found = sorted(str(n) for n in names if str(n).lower() in PAN_FIELDS)
+    found = sorted(str(n) for n in names if str(n).lower() in CLEAR_CARD_NUMBER_FIELDS)
     if found:
         raise InvalidRequestError(
             f"{where}: field {found[0]!r} refused — card numbers are never accepted in clear; "
