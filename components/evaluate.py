@@ -15,7 +15,7 @@ def evaluate(
     metrics: Output[Metrics],
     costs: dict = {},  # noqa: B006 -- KFP parameter default, never mutated
 ) -> None:
-    """Write ``metrics.json`` and ``plots/*.png`` into ``evaluation``; log the gate metrics.
+    """Write ``metrics.json`` and ``plots/*.png`` (PR curve, importance, SHAP) into ``evaluation``.
 
     Args:
         dataset: Output of ``build_dataset``.

@@ -39,6 +39,7 @@ def register(
     from fraudrisk.config import get_settings
     from fraudrisk.training import steps
     from fraudrisk.training.gate import GateResult
+    from fraudrisk.training.report import evaluation_artifacts
 
     evaluated = Path(evaluation.path)
     version = steps.register_step(
@@ -47,13 +48,8 @@ def register(
         recipe_path=Path(recipe.path),
         dataset_path=Path(dataset.path) / "dataset.parquet",
         metrics=json.loads((evaluated / "metrics.json").read_text()),
-        artifacts={
-            "plots/reliability.png": Path(reliability_plot.path),
-            "plots/pr_curve.png": evaluated / "plots" / "pr_curve.png",
-            "plots/feature_importance.png": evaluated / "plots" / "feature_importance.png",
-            "evaluation/metrics.json": evaluated / "metrics.json",
-            "recipe.json": Path(recipe.path),
-        },
+        artifacts=evaluation_artifacts(evaluated)  # PR curve, importance, SHAP, metrics
+        | {"plots/reliability.png": Path(reliability_plot.path), "recipe.json": Path(recipe.path)},
         gate_result=GateResult.model_validate_json(Path(gate_result.path).read_text()),
         bootstrap=bootstrap,
     )

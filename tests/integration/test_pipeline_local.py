@@ -36,5 +36,12 @@ def test_local_run_registers_a_model(tmp_path: Path, monkeypatch: pytest.MonkeyP
         assert registry.get_alias_version(settings, registry.CHAMPION) == "1"
         assert registry.get_alias_version(settings, registry.CHALLENGER) == "1"
         assert (tmp_path / "home" / "mlflow.db").exists()
+        client = registry.mlflow_client(settings)
+        run_id = str(client.get_model_version("fraud-risk", "1").run_id)
+        plots = {item.path for item in client.list_artifacts(run_id, "plots")}
+        assert plots == {
+            f"plots/{name}.png"
+            for name in ("reliability", "pr_curve", "feature_importance", "shap_summary")
+        }
     finally:
         get_settings.cache_clear()

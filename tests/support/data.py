@@ -10,6 +10,7 @@ import pyarrow as pa
 
 from fraudrisk.data.fast import FastConfig
 from fraudrisk.data.simulate import fast_days, write_days
+from fraudrisk.features.state import states_as_of
 from fraudrisk.features.table import FeatureTable, features_of
 from fraudrisk.io.lake import Lake
 from fraudrisk.training.dataset import join_labels
@@ -35,7 +36,7 @@ def synthetic_frame(customers: int, days: int) -> pd.DataFrame:
 
 
 def build_lake(root: Path, customers: int = 150, days: int = 183) -> tuple[str, str]:
-    """A small lake from 2018-04-01 and its feature table (kernel, one partition).
+    """A small lake from 2018-04-01, its feature table (one partition) and entity state.
 
     Returns:
         ``(table_uri, lake_uri)``.
@@ -45,6 +46,10 @@ def build_lake(root: Path, customers: int = 150, days: int = 183) -> tuple[str, 
     lake.init(EPOCH)
     config = FastConfig(n_customers=customers, n_terminals=2 * customers, nb_days=days)
     write_days(lake, fast_days(config))
-    columns, _, _ = features_of(lake.read(include_labels=True))
-    FeatureTable.open(table_uri).write_day(EPOCH, pa.table(columns))
+    rows = lake.read(include_labels=True)
+    columns, seconds, fraud = features_of(rows)
+    table = FeatureTable.open(table_uri)
+    table.write_day(EPOCH, pa.table(columns))
+    for entity, state in states_as_of(rows, seconds, fraud).items():  # as the batch job does
+        table.write_state(entity, state)
     return table_uri, lake_uri

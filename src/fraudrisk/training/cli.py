@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from fraudrisk.config import Settings, get_settings
+from fraudrisk.config import MODEL_URI, Settings, get_settings
 from fraudrisk.console import console, err_console, examples
-
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
 def default_table_uri() -> str:
@@ -47,7 +44,7 @@ def recipe_of_model(settings: Settings, model_uri: str) -> Any:
     from fraudrisk.training.recipes import Recipe
     from fraudrisk.training.registry import mlflow_client
 
-    match = _MODEL_URI.match(model_uri)
+    match = MODEL_URI.match(model_uri)
     if match is None:
         raise ValueError(
             f"not a registry URI (models:/NAME/VERSION or models:/NAME@ALIAS): {model_uri}"

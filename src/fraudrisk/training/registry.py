@@ -31,7 +31,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from pydantic import BaseModel, ConfigDict, Field
 
-from fraudrisk.config import Settings
+from fraudrisk.config import MODEL_URI, Settings
 from fraudrisk.features.definitions import FEATURE_SET_VERSION
 from fraudrisk.features.feast_repo import SCORING_SERVICE
 from fraudrisk.training.gate import GateResult, normalise_metric_name
@@ -48,6 +48,7 @@ from fraudrisk.training.thresholds import Thresholds
 
 # Re-exported: callers address the registry module for all of the model's MLflow side.
 __all__ = [
+    "MODEL_URI",
     "PROBABILITY_COLUMN",
     "FraudProbabilityModel",
     "load_pyfunc",

@@ -108,3 +108,13 @@ def importance_plot(estimator: Any, recipe: Recipe, holdout: pd.DataFrame, path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight", format="png")  # also for suffix-less paths
     return path
+
+
+def evaluation_artifacts(out_dir: Path) -> dict[str, Path]:
+    """Files of an evaluation directory to log with the model, keyed by their path in the run.
+
+    Every ``plots/*.png`` (PR curve, feature importance, SHAP summary when there is one, and
+    the reliability plot when it was written there) and ``evaluation/metrics.json``.
+    """
+    plots = {f"plots/{png.name}": png for png in sorted((out_dir / "plots").glob("*.png"))}
+    return plots | {"evaluation/metrics.json": out_dir / "metrics.json"}

@@ -19,6 +19,7 @@ from fraudrisk.console import err_console, progress_bar
 from fraudrisk.training import recipes, registry, steps
 from fraudrisk.training.gate import GateConfig, GateResult
 from fraudrisk.training.recipes import Recipe
+from fraudrisk.training.report import evaluation_artifacts
 
 T = TypeVar("T")
 DEFAULT_RECIPE = "TUNED_56DAY"
@@ -62,6 +63,7 @@ def run_training(
     timeout_s: float | None,
     workdir: Path,
     recipe_name: str | None = None,
+    recipe: Recipe | None = None,
     bootstrap: bool = False,
     gate_config: GateConfig | None = None,
     window_days: int = recipes.TUNED_56DAY.window_days,
@@ -77,6 +79,7 @@ def run_training(
         timeout_s: Time budget of the tuning (None = none).
         workdir: Where every stage writes its outputs.
         recipe_name: A recorded recipe to train instead of tuning.
+        recipe: A recipe to train instead of tuning (wins over ``recipe_name``).
         bootstrap: Make a passing version ``champion`` when there is no champion.
         gate_config: Floors and tolerances of the gate (default :class:`GateConfig`).
         window_days: Training window of the tuned recipe.
@@ -93,6 +96,7 @@ def run_training(
         "metrics": workdir / "metrics.json",
         "pr_curve": workdir / "plots" / "pr_curve.png",
         "feature_importance": workdir / "plots" / "feature_importance.png",
+        "shap_summary": workdir / "plots" / "shap_summary.png",  # XGBoost only
     }
     seconds: dict[str, float] = {}
     with progress_bar() as progress:
@@ -109,8 +113,10 @@ def run_training(
 
         stage("dataset", lambda: steps.build_dataset(table_uri, lake_uri, files["dataset"]))
         recipe = stage(
-            "tune" if recipe_name is None and n_trials > 0 else "recipe",
-            lambda: _recipe(settings, files, n_trials, timeout_s, recipe_name, window_days),
+            "tune" if recipe is None and recipe_name is None and n_trials > 0 else "recipe",
+            lambda: _recipe(
+                settings, files, n_trials, timeout_s, recipe or recipe_name, window_days
+            ),
         )
         stage("train", lambda: steps.train_step(files["dataset"], files["recipe"], files["model"]))
         stage("calibrate", lambda: steps.calibrate_step(*_calibrate_args(files)))
@@ -138,10 +144,10 @@ def _recipe(
     files: dict[str, Path],
     n_trials: int,
     timeout_s: float | None,
-    recipe_name: str | None,
+    recipe_name: str | Recipe | None,
     window_days: int,
 ) -> Recipe:
-    """Tune, or write the recorded recipe (``recipe_name``, or TUNED_56DAY with 0 trials)."""
+    """Tune, or write the given or recorded recipe (or TUNED_56DAY with 0 trials)."""
     if recipe_name is None and n_trials > 0:
         return steps.tune_step(
             files["dataset"],
@@ -151,7 +157,11 @@ def _recipe(
             timeout_s=timeout_s,
             window_days=window_days,
         )
-    recipe = resolve_recipe(recipe_name or DEFAULT_RECIPE)
+    recipe = (
+        recipe_name
+        if isinstance(recipe_name, Recipe)
+        else resolve_recipe(recipe_name or DEFAULT_RECIPE)
+    )
     files["recipe"].parent.mkdir(parents=True, exist_ok=True)
     files["recipe"].write_text(recipe.to_json())
     return recipe
@@ -174,9 +184,7 @@ def _register(
     verdict: GateResult,
     bootstrap: bool,
 ) -> registry.RegisteredVersion:
-    plots = ("reliability", "pr_curve", "feature_importance")
-    artifacts = {f"plots/{name}.png": files[name] for name in plots}
-    artifacts["evaluation/metrics.json"] = files["metrics"]
+    artifacts = evaluation_artifacts(files["metrics"].parent)  # with plots/reliability.png
     artifacts["recipe.json"] = files["recipe"]
     return steps.register_step(
         settings,

@@ -32,6 +32,7 @@ from fraudrisk.training.calibrate import (
     reliability_plot,
 )
 from fraudrisk.training.dataset import load_frame
+from fraudrisk.training.explain import shap_summary_plot
 from fraudrisk.training.gate import GateConfig, GateResult, gate
 from fraudrisk.training.metrics import average_precision
 from fraudrisk.training.protocol import METRICS, SCORE, summarise
@@ -245,13 +246,14 @@ def evaluate_step(
 ) -> dict[str, Any]:
     """Test-fold metrics, plots, per-scenario recall and cost-based thresholds.
 
-    Writes ``metrics.json``, ``plots/pr_curve.png`` and ``plots/feature_importance.png``
+    Writes ``metrics.json``, ``plots/pr_curve.png``, ``plots/feature_importance.png`` and,
+    for XGBoost, ``plots/shap_summary.png`` (TreeSHAP of the base model on a hold-out sample)
     under ``out_dir``. The thresholds are chosen on the calibrated hold-out scores.
 
     Returns:
         ``baseline``, ``test_folds`` (mean, std), ``per_fold``, ``scenario_recall`` (top
         :data:`CARDS_PER_DAY` cards/day, pooled test folds), ``holdout``, ``thresholds``,
-        ``book_best``.
+        ``shap`` (mean |SHAP| per feature, or why it was skipped), ``book_best``.
     """
     frame, recipe = read_dataset(dataset_path), read_recipe(recipe_path)
     model: CalibratedModel = load_pickle(model_path)
@@ -266,6 +268,7 @@ def evaluate_step(
     plots = out_dir / "plots"
     pr_curve_plot(pooled["tx_fraud"], pooled[SCORE], plots / "pr_curve.png")
     importance_plot(model.base_model, recipe, holdout, plots / "feature_importance.png")
+    shap = shap_summary_plot(model.base_model, recipe, holdout, plots / "shap_summary.png")
     metrics = {
         "baseline": per_fold[BASELINE_TRAIN_START],
         "test_folds": summarise(list(per_fold.values())),
@@ -279,6 +282,7 @@ def evaluate_step(
             "brier": float(np.mean((probabilities - labels) ** 2)),
         },
         "thresholds": thresholds.model_dump(mode="json"),
+        "shap": shap.as_json(),
         "book_best": BOOK_BEST,
     }
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ import pytest
 from tests.support.data import PERMISSIVE, build_lake
 
 from fraudrisk.config import Settings, get_settings
-from fraudrisk.training import registry
+from fraudrisk.training import registry, results
 from fraudrisk.training.run import TrainingResult, resolve_recipe, run_training
 from fraudrisk.training.steps import plan_windows, read_dataset
 from fraudrisk.training.tune import default_study_name
@@ -73,7 +73,7 @@ def test_run_registers_a_challenger_and_bootstraps_the_champion(
 
 
 def test_artifacts_and_metrics_json(first_run: TrainingResult) -> None:
-    for name in ("reliability", "pr_curve", "feature_importance"):
+    for name in ("reliability", "pr_curve", "feature_importance", "shap_summary"):
         assert first_run.artifacts[name].stat().st_size > 1000
     metrics = json.loads(first_run.artifacts["metrics"].read_text())
     assert set(metrics) >= {
@@ -83,7 +83,10 @@ def test_artifacts_and_metrics_json(first_run: TrainingResult) -> None:
         "scenario_recall",
         "holdout",
         "thresholds",
+        "shap",
     }
+    assert metrics["shap"]["plot"] == "plots/shap_summary.png"
+    assert len(metrics["shap"]["mean_abs"]) == 19
     assert set(metrics["test_folds"]) == {"mean", "std"}
     assert set(metrics["test_folds"]["mean"]) == {
         "auc_roc",
@@ -104,6 +107,33 @@ def test_registered_run_records_recipe_and_gate_metrics(first_run: TrainingResul
     assert run.data.metrics["average_precision"] == pytest.approx(
         first_run.metrics["test_folds"]["mean"]["average_precision"]
     )
+    plots = {item.path for item in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {
+        f"plots/{name}.png"
+        for name in ("reliability", "pr_curve", "feature_importance", "shap_summary")
+    }
+
+
+def test_results_read_the_version_back_from_mlflow(first_run: TrainingResult, home: Path) -> None:
+    settings = get_settings()
+    versions = results.registered_versions(settings)
+    assert versions.loc[1, "aliases"] == "challenger, champion"
+    assert versions.loc[1, "status"] == registry.PASSED
+    assert results.aliases(settings, "1") == ["challenger", "champion"]
+    table = results.version_metrics(settings, "1")
+    mean = first_run.metrics["test_folds"]["mean"]
+    assert table.loc["average_precision", "test folds (mean)"] == pytest.approx(
+        mean["average_precision"]
+    )
+    assert table.loc["average_precision", "book best"] == 0.694
+    assert table.loc["auc_roc", "baseline fold"] == pytest.approx(
+        first_run.metrics["baseline"]["auc_roc"]
+    )
+    recall = results.scenario_recall(settings, "1")
+    assert recall["all"] == pytest.approx(first_run.metrics["scenario_recall"]["all"])
+    plots = results.download_plots(settings, "1", home / "downloaded")
+    assert list(plots) == ["feature_importance", "pr_curve", "reliability", "shap_summary"]
+    assert plots["shap_summary"].read_bytes() == first_run.artifacts["shap_summary"].read_bytes()
 
 
 def test_training_window_ends_a_delay_before_the_holdout(first_run: TrainingResult) -> None:
