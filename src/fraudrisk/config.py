@@ -52,10 +52,46 @@ class KafkaSettings(BaseModel):
     replication_factor: int = Field(1, ge=1, description="3 on MSK.")
 
 
+class KinesisSettings(BaseModel):
+    """The Kinesis source: consumer (``fraudrisk stream kinesis``) and the Lambda handler.
+
+    The endpoint and credentials default to AWS and the boto credential chain; set
+    ``endpoint_url`` for a Kinesis-compatible server (moto, LocalStack).
+    """
+
+    stream_name: str = Field("transactions", description="The transactions stream.")
+    region: str = Field("us-east-1", description="AWS region of the stream.")
+    endpoint_url: str = Field("", description="Kinesis-compatible endpoint; empty = AWS.")
+    access_key_id: str = Field("", description="Access key id; empty = the boto/AWS chain.")
+    secret_access_key: SecretStr = Field(SecretStr(""), description="Secret access key.")
+    dlq_uri: str = Field(
+        "kinesis://transactions-dlq",
+        description="Dead letters: kinesis://STREAM, s3://bucket/prefix (lake S3 settings) "
+        "or a local directory.",
+    )
+    consumer_name: str = Field(
+        "fraudrisk-scorer", description="Checkpoints are kept per consumer name, stream, shard."
+    )
+    batch_size: int = Field(1000, ge=1, le=10_000, description="GetRecords limit per call.")
+    poll_interval_s: float = Field(
+        1.0, ge=0, description="Pause after a round with no records (AWS: 5 reads/s/shard)."
+    )
+    start_position: Literal["TRIM_HORIZON", "LATEST"] = Field(
+        "TRIM_HORIZON", description="Where a shard without checkpoint is read from."
+    )
+    online_state: bool = Field(
+        True, description="Seed entity state from the Feast online store (else start empty)."
+    )
+
+
 class DatabaseSettings(BaseModel):
     """The alert store and Optuna study storage (SQLite by default, PostgreSQL in production)."""
 
     url: str = Field("", description="SQLAlchemy URL; empty = sqlite under HOME.")
+
+
+#: A registry model URI: ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
+MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 
 
 class MlflowSettings(BaseModel):
@@ -114,6 +150,95 @@ class ServingSettings(BaseModel):
     fallback: FallbackRules = FallbackRules()
 
 
+class CanarySettings(BaseModel):
+    """The gates a canary must pass before promotion (``fraudrisk canary status|promote|watch``).
+
+    Counted over the canary window (since ``fraudrisk canary start``); rates are shares of the
+    variant's scored transactions, changes are absolute (canary minus champion).
+    """
+
+    min_requests: int = Field(
+        200, ge=1, description="Requests each variant must have answered before any verdict."
+    )
+    max_error_rate: float = Field(
+        0.01, ge=0, le=1, description="Highest share of the canary's requests that fail."
+    )
+    max_p99_latency_ms: float = Field(
+        50.0, gt=0, description="Highest p99 scoring latency of the canary, milliseconds."
+    )
+    max_score_psi: float = Field(
+        0.25,
+        ge=0,
+        description="Highest population stability index between the variants' risk-score "
+        "histograms (0.1 = moderate, 0.25 = major shift).",
+    )
+    max_review_rate_change: float = Field(
+        0.02, ge=0, le=1, description="Largest absolute change of the share sent to review."
+    )
+    max_decline_rate_change: float = Field(
+        0.02, ge=0, le=1, description="Largest absolute change of the share declined."
+    )
+    max_fallback_rate_change: float = Field(
+        0.01,
+        ge=0,
+        le=1,
+        description="Largest increase of the share decided by the fallback rules (a canary "
+        "whose model fails at run time falls back on every transaction).",
+    )
+
+
+class ApiKeySettings(BaseModel):
+    """One API client: its name, the hash of its key (never the key) and its scopes."""
+
+    client: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="Client name (metrics).")
+    key_hash: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$",
+        description="'sha256:<hex>' of the key, from `fraudrisk api keys create`.",
+    )
+    scopes: list[str] = Field(
+        ["transactions:write", "scores:read"], description="What the key may do."
+    )
+
+
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+
+
+class ApiSettings(BaseModel):
+    """The Transaction API (``fraudrisk api serve``): auth, limits, modes, card tokens."""
+
+    host: str = Field("127.0.0.1", description="Address `fraudrisk api serve` binds.")
+    port: int = Field(8000, ge=1, le=65535)
+    default_mode: Literal["sync", "async"] = Field(
+        "sync", description="sync = score inline; async = produce to Kafka (202)."
+    )
+    kafka_enabled: bool = Field(
+        True, description="Async mode and relaying the stream scorer's results to WebSockets."
+    )
+    keys: list[ApiKeySettings] = Field([], description="API keys (X-API-Key), stored hashed.")
+    jwt_issuer: str = Field("", description="Required `iss` of bearer tokens; empty = no JWT.")
+    jwt_audience: str = Field("fraudrisk-api", description="Required `aud` of bearer tokens.")
+    jwt_algorithms: list[JwtAlgorithm] = Field(["RS256"], description="Accepted `alg` values.")
+    jwt_public_key: str = Field("", description="PEM public key for RS*/PS*/ES*/EdDSA tokens.")
+    jwt_secret: SecretStr = Field(SecretStr(""), description="HMAC secret for HS* tokens.")
+    jwt_leeway_s: int = Field(30, ge=0, le=300, description="Clock skew allowed on exp/nbf.")
+    rate_per_s: float = Field(50.0, gt=0, description="Requests per second per client.")
+    burst: int = Field(100, ge=1, description="Token bucket size per client.")
+    max_batch: int = Field(1000, ge=1, le=10_000, description="Transactions per request.")
+    max_body_bytes: int = Field(1_048_576, ge=1024, description="Largest request body.")
+    pan_token_key: SecretStr = Field(
+        SecretStr(""),
+        description="HMAC-SHA256 key turning card numbers into card_token; empty = card "
+        "numbers are refused (422).",
+    )
+    delivery_timeout_s: float = Field(10.0, gt=0, description="Async mode: wait for Kafka acks.")
+    ws_queue_size: int = Field(1000, ge=1, description="Events buffered per WebSocket client.")
+    ws_auth_timeout_s: float = Field(5.0, gt=0, description="Wait for a WebSocket auth message.")
+    model_retry_s: float = Field(30.0, gt=0, description="Retry loading the model this often.")
+
+
 class Settings(BaseSettings):
     """All settings of the platform. Read with :func:`get_settings`."""
 
@@ -128,6 +253,9 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     feast: FeastSettings = FeastSettings()
     serving: ServingSettings = ServingSettings()
+    canary: CanarySettings = CanarySettings()
+    api: ApiSettings = ApiSettings()
+    kinesis: KinesisSettings = KinesisSettings()
 
     @property
     def lake_uri(self) -> str:

@@ -1,22 +1,29 @@
 """`fraudrisk demo` (what `make demo` runs) on a fresh FRAUDRISK_HOME."""
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from fraudrisk.config import get_settings
+from fraudrisk.training import registry
+from fraudrisk.training.steps import BOOK_BEST
+
 pytestmark = pytest.mark.slow
 
 
-def test_demo_runs_lake_features_and_online_store(tmp_path):
-    env = {**os.environ, "FRAUDRISK_HOME": str(tmp_path / "home"), "COLUMNS": "400"}
+def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    env = {**os.environ, "FRAUDRISK_HOME": str(home), "COLUMNS": "400"}
     done = subprocess.run(
         [sys.executable, "-m", "fraudrisk", "demo"],
         env=env,
+        cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1200,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
@@ -28,10 +35,50 @@ def test_demo_runs_lake_features_and_online_store(tmp_path):
         "4,631",
         "all lake checks passed",
         "2018-04-01 → 2018-09-30",
+        "registered fraud-risk version 1, aliases: ['challenger', 'champion']",
     ):
         assert expected in out
-    plot = tmp_path / "home" / "reports" / "daily_transactions.png"
+    plot = home / "reports" / "daily_transactions.png"
     assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 30_000
-    assert len(list((tmp_path / "home" / "lake").glob("dt=*"))) == 183
-    assert len(list((tmp_path / "home" / "features").glob("dt=*"))) == 183
-    assert (tmp_path / "home" / "feast" / "online.db").stat().st_size > 1_000_000
+    assert len(list((home / "lake").glob("dt=*"))) == 183
+    assert len(list((home / "features").glob("dt=*"))) == 183
+    assert (home / "feast" / "online.db").stat().st_size > 1_000_000
+    assert_model_registered(out, home, monkeypatch)
+    assert (home / "kfp" / "local_outputs").is_dir()
+    assert not (tmp_path / "local_outputs").exists()  # kfp.local ran under HOME, not the cwd
+    pipeline = re.search(r"pipeline finished in (\d+) s", out)
+    assert pipeline and int(pipeline.group(1)) <= 600  # #4's budget: ≤ 10 minutes on 2 cores
+    assert_canary_served(out)
+
+
+def assert_canary_served(out):
+    """Step 6: a second model got its canary share of the test week, with reason codes."""
+    shares = re.search(r"answered by: canary v2: ([\d,]+) \((\d+)%\), champion v1: ([\d,]+)", out)
+    assert shares, out[-3000:]
+    assert 10 <= int(shares.group(2)) <= 30  # 20 % of the requests, within noise
+    assert "highest risks, with their reason codes" in out and "decline" in out
+    assert "canary gates:" in out
+
+
+def assert_model_registered(out, home, monkeypatch):
+    """Version 1 is champion; its test metrics are printed beside the book's, plots on disk."""
+    line = re.search(r"test folds \(mean\): (.*)", out)
+    assert line, out[-2000:]
+    printed = {m: float(v) for m, v in re.findall(r"(\w+) (0\.\d+) \(book", line.group(1))}
+    assert set(printed) == set(BOOK_BEST)
+    assert f"(book {BOOK_BEST['average_precision']:.3f})" in line.group(1)
+    monkeypatch.setenv("FRAUDRISK_HOME", str(home))
+    get_settings.cache_clear()
+    try:
+        settings = get_settings()
+        assert registry.get_alias_version(settings, registry.CHAMPION) == "1"
+        metrics = registry.champion_metrics(settings)
+    finally:
+        get_settings.cache_clear()
+    assert metrics is not None
+    assert printed["average_precision"] == pytest.approx(metrics["average_precision"], abs=5e-4)
+    assert metrics["average_precision"] > BOOK_BEST["average_precision"]
+    for name in ("pr_curve", "reliability", "shap_summary", "feature_importance"):
+        assert (
+            home / "reports" / "fraud-risk-v1" / "plots" / f"{name}.png"
+        ).stat().st_size > 10_000

@@ -7,6 +7,7 @@ the score distribution, decision counts and fallback decisions.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,12 +56,15 @@ class ScorerMetrics:
         self.errors.labels(model, variant, kind).inc()
 
 
-_BY_REGISTRY: dict[int, ScorerMetrics] = {}
+#: Families per registry, dropped with their registry (an id() key could be reused by a new one).
+_BY_REGISTRY: weakref.WeakKeyDictionary[CollectorRegistry, ScorerMetrics] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def scorer_metrics(registry: CollectorRegistry = REGISTRY) -> ScorerMetrics:
     """The scorer's metric families in ``registry`` (created on first use)."""
-    key = id(registry)
+    key = registry
     if key not in _BY_REGISTRY:
         labels = ("model", "variant")
         _BY_REGISTRY[key] = ScorerMetrics(

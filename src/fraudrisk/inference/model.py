@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from fraudrisk.config import Settings
+from fraudrisk.config import MODEL_URI, Settings
 from fraudrisk.training.thresholds import Thresholds
 
-_REGISTRY_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[\w-]+))$")
 Matrix = npt.NDArray[np.float32]
 Vector = npt.NDArray[np.float64]
 
@@ -88,7 +87,7 @@ def load_model(settings: Settings, uri: str) -> LoadedModel:
 def _load(settings: Settings, uri: str) -> tuple[ModelCard, Any]:
     from fraudrisk.training.mlflow_io import load_pyfunc
 
-    match = _REGISTRY_URI.match(uri)
+    match = MODEL_URI.match(uri)
     card = _registry_card(settings, match) if match else None
     target = f"models:/{card.name}/{card.version}" if card else uri
     pyfunc = load_pyfunc(settings, target)

@@ -148,6 +148,14 @@ def _validated(rows: list[Any], where: str) -> TransactionBatch:
         transactions = _ROWS.validate_python(rows)
     except ValidationError as error:
         raise InvalidRequestError(_describe(error, where)) from None
+    return transaction_batch(transactions)
+
+
+def transaction_batch(transactions: Sequence[Transaction]) -> TransactionBatch:
+    """Validated transactions as a scoring batch (a naive ``tx_datetime`` is UTC).
+
+    Shared by the scorer's wire protocols and the Transaction API.
+    """
     return TransactionBatch(
         transaction_id=np.array([t.transaction_id for t in transactions], dtype=np.int64),
         seconds=np.array([_unix_seconds(t.tx_datetime) for t in transactions], dtype=np.int64),

@@ -113,4 +113,3 @@ def _as_list(value: Any) -> list[Any]:
         return []
     kind = value.WhichOneof("val")
     return list(getattr(value, kind).val) if kind else []
-

@@ -143,3 +143,31 @@ def test_loading_is_retried_until_the_model_exists(served: Served) -> None:
         assert asyncio.run(server.dataplane.ready()) is True
     finally:
         client.delete_registered_model_alias("fraud-risk", "later")
+
+
+def test_a_failing_store_counts_as_an_error_of_its_variant(served: Served) -> None:
+    from tests.unit.inference.test_scorer import BrokenStore
+
+    registry = CollectorRegistry()
+    broken = FraudRiskModel(ServiceSpec("models:/fraud-risk@champion"), served.settings,
+                            states=lambda _s: BrokenStore(),
+                            metrics=scorer_metrics(registry))  # fmt: skip
+    assert broken.load()
+    answer = broken.predict(instances(served, 2))["predictions"]
+    assert all(p["fallback"] for p in answer)
+    labels = {"model": "fraud-risk", "variant": "champion", "kind": "fallback"}
+    assert registry.get_sample_value("fraudrisk_request_errors_total", labels) == 1
+
+
+def test_metrics_of_a_new_registry_are_never_those_of_a_dead_one() -> None:
+    import gc
+
+    for _ in range(20):
+        registry = CollectorRegistry()
+        scorer_metrics(registry).requests.labels("m", "v").inc()
+        assert (
+            registry.get_sample_value("fraudrisk_requests_total", {"model": "m", "variant": "v"})
+            == 1
+        )
+        del registry
+        gc.collect()
