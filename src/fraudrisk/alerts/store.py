@@ -82,6 +82,9 @@ class WriteResult:
 
     scores: int
     alerts: int
+    stored: tuple[ScoreRecord, ...] = ()
+    """The records as the store holds them: the batch's, except that a transaction written
+    before (a replay) keeps its first record — what every other sink must publish too."""
 
 
 class AlertStore:
@@ -112,21 +115,41 @@ class AlertStore:
             return WriteResult(0, 0)
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
         scores = [_score_row(r, now) for r in records]
-        alerts = [_alert_row(r, now) for r in records if r.is_alert]
         with self.engine.begin() as connection:
-            new_scores = self._insert_new(connection, SCORES, scores)
-            new_alerts = self._insert_new(connection, ALERTS, alerts) if alerts else 0
-        return WriteResult(new_scores, new_alerts)
+            new_ids = self._insert_new(connection, SCORES, scores)
+            # Alerts follow the stored score: a replay scored differently adds no alert.
+            alerts = [_alert_row(r, now) for r in records
+                      if r.is_alert and r.transaction_id in new_ids]  # fmt: skip
+            new_alerts = len(self._insert_new(connection, ALERTS, alerts)) if alerts else 0
+            earlier = self._stored(connection, [r.transaction_id for r in records
+                                                if r.transaction_id not in new_ids])  # fmt: skip
+        stored = tuple(earlier.get(r.transaction_id, r) for r in records)
+        return WriteResult(len(new_ids), new_alerts, stored)
 
     def _insert_new(
         self, connection: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
-    ) -> int:
+    ) -> set[int]:
+        """Insert the rows whose id is not there yet; the ids inserted."""
         insert = _dialect_insert(self.engine.dialect.name, table)
         statement = insert.on_conflict_do_nothing(index_elements=["transaction_id"]).returning(
             table.c.transaction_id
         )
-        # RETURNING counts what is new on every backend (executemany rowcounts do not).
-        return len(connection.execute(statement, rows).all())
+        # RETURNING says what is new on every backend (executemany rowcounts do not).
+        return {int(row[0]) for row in connection.execute(statement, rows)}
+
+    def _stored(self, connection: sa.Connection, ids: list[int]) -> dict[int, ScoreRecord]:
+        """The records already stored for these ids (a replayed batch), by id."""
+        if not ids:
+            return {}
+        names = [name for name in ScoreRecord.__dataclass_fields__]
+        query = sa.select(*(SCORES.c[name] for name in names)).where(
+            SCORES.c.transaction_id.in_(ids)
+        )
+        found = {}
+        for row in connection.execute(query):
+            record = ScoreRecord(**dict(zip(names, row, strict=True)))
+            found[record.transaction_id] = record
+        return found
 
     def count(self, table: str = "scores") -> int:
         """Rows in ``scores`` or ``alerts``."""

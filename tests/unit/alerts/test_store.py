@@ -27,7 +27,8 @@ def store(tmp_path: Path) -> AlertStore:
 
 def test_a_batch_writes_scores_and_alerts_for_review_and_decline(store: AlertStore) -> None:
     batch = [record(1), record(2, "review", 0.4, 50), record(3, "decline", 0.9, 500)]
-    assert store.write(batch) == type(store.write([]))(3, 2)
+    written = store.write(batch)
+    assert (written.scores, written.alerts) == (3, 2) and written.stored == tuple(batch)
     assert store.count("scores") == 3 and store.count("alerts") == 2
     top = store.top_alerts()
     assert [a["transaction_id"] for a in top] == [3, 2]
@@ -46,8 +47,14 @@ def test_replaying_a_batch_changes_nothing(store: AlertStore) -> None:
 
 def test_the_first_write_wins(store: AlertStore) -> None:
     store.write([record(5, "review", 0.3)])
-    store.write([record(5, "approve", 0.01)])  # a replay scored differently: ignored
+    replay = store.write([record(5, "approve", 0.01), record(6)])  # 5 scored differently
     assert store.top_alerts()[0]["risk_score"] == 0.3
+    store.write([record(6, "decline", 0.9)])  # 6 was approved first: no alert now either
+    assert store.count("alerts") == 1
+    assert [(r.transaction_id, r.decision, r.risk_score) for r in replay.stored] == [
+        (5, "review", 0.3),
+        (6, "approve", 0.01),
+    ]  # what the other sinks must publish
 
 
 def test_other_databases_are_refused() -> None:

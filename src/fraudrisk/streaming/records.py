@@ -1,0 +1,144 @@
+"""From scores to store records, shared by every source: Kafka, Kinesis, Lambda, batch files.
+
+:func:`score_records` turns a scored batch into the alert store's :class:`ScoreRecord` rows;
+:func:`score_rows` runs the whole step (features from the state cache, the served variants,
+the state update); :func:`records_table` is the Arrow form of records (Parquet outputs);
+:func:`build_runtime` wires variants, state cache and store from the settings as the stream
+scorer does; :func:`redact_card_numbers` scrubs anything that looks like a card number from a
+payload before it leaves the platform (dead letters).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+from fraudrisk.alerts.store import AlertStore, ScoreRecord
+from fraudrisk.config import Settings
+from fraudrisk.inference.features import TransactionBatch
+from fraudrisk.inference.scorer import RowScores
+from fraudrisk.inference.state import StateReader
+from fraudrisk.inference.variants import ServedVariants
+from fraudrisk.streaming.cache import StateCache
+from fraudrisk.streaming.decode import Decoded
+
+#: 13 to 19 digits, optionally split by single spaces or dashes, not part of a longer number.
+_CARD_NUMBER = re.compile(rb"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
+REDACTED = b"<redacted card number>"
+
+RECORDS_SCHEMA = pa.schema([
+    ("transaction_id", pa.int64()), ("customer_id", pa.int64()), ("terminal_id", pa.int64()),
+    ("tx_datetime", pa.timestamp("us")), ("tx_amount", pa.float64()),
+    ("risk_score", pa.float64()), ("decision", pa.string()), ("reason_codes", pa.string()),
+    ("model_version", pa.string()), ("variant", pa.string()), ("fallback", pa.bool_()),
+])  # fmt: skip
+
+
+def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> list[ScoreRecord]:
+    """The store records of a scored batch.
+
+    Args:
+        rows: The batch's validated rows (lake schema), for their timestamps.
+        batch: The same rows as a scoring batch.
+        scores: The served variants' scores of ``batch``, row by row.
+
+    Returns:
+        One record per row, in batch order.
+    """
+    stamps = rows["tx_datetime"].to_pylist()
+    return [
+        ScoreRecord(
+            transaction_id=int(batch.transaction_id[i]), customer_id=int(batch.customer_id[i]),
+            terminal_id=int(batch.terminal_id[i]), tx_datetime=stamps[i],
+            tx_amount=float(batch.tx_amount[i]), risk_score=float(scores.risk_score[i]),
+            decision=scores.decision[i], reason_codes=scores.reason_codes[i],
+            model_version=scores.model_version[i], variant=scores.variant[i],
+            fallback=scores.fallback[i],
+        )
+        for i in range(len(batch))
+    ]  # fmt: skip
+
+
+def score_rows(variants: ServedVariants, cache: StateCache, rows: pa.Table) -> list[ScoreRecord]:
+    """Score validated rows (lake schema) and merge them into the entity state.
+
+    Rows must come in event-time order across calls: each transaction's features see the
+    state of the transactions scored before it (and the earlier rows of the same call).
+    """
+    if rows.num_rows == 0:
+        return []
+    batch = Decoded(rows, list(range(rows.num_rows)), []).batch()
+    scores = variants.score(batch)
+    cache.apply(batch)
+    return score_records(rows, batch, scores)
+
+
+def records_table(records: Sequence[ScoreRecord]) -> pa.Table:
+    """Records as an Arrow table (:data:`RECORDS_SCHEMA`), e.g. for a Parquet output."""
+    columns = {name: [getattr(r, name) for r in records] for name in RECORDS_SCHEMA.names}
+    return pa.table(columns, schema=RECORDS_SCHEMA)
+
+
+def redact_card_numbers(payload: bytes) -> bytes:
+    """The payload with every card-number-like digit run replaced (never forward a PAN)."""
+    return _CARD_NUMBER.sub(REDACTED, payload)
+
+
+@dataclass
+class Runtime:
+    """What scores a source: the served variants, their entity-state cache, the store."""
+
+    settings: Settings
+    variants: ServedVariants
+    cache: StateCache
+    store: AlertStore
+
+
+def build_runtime(
+    settings: Settings,
+    *,
+    online_state: bool,
+    explain: Literal["all", "flagged"] = "flagged",
+    require_model: bool = False,
+) -> Runtime:
+    """The variants of the serving settings over a state cache, and the alert store.
+
+    Args:
+        settings: The platform settings.
+        online_state: Read entity state through from the Feast online store (else empty).
+        explain: Reason codes for every transaction or only for alerts.
+        require_model: Raise if the model cannot load (a batch job must not write rule
+            decisions); otherwise decide by the fallback rules while retrying, as the stream
+            scorer does.
+
+    Raises:
+        RuntimeError: If the online store cannot be opened, or with ``require_model`` when the
+            stable model cannot be loaded.
+    """
+    from fraudrisk.inference.variants import ServiceSpec
+
+    serving = settings.serving.model_copy(update={"reason_codes_for": explain})
+    settings = settings.model_copy(update={"serving": serving})
+    cache = StateCache(_online_store(settings) if online_state else None)
+    variants = ServedVariants(ServiceSpec.from_settings(settings), settings,
+                              states=lambda _settings: cache)  # fmt: skip
+    if not variants.load():
+        if require_model:
+            raise RuntimeError(f"cannot load {settings.serving.model_uri}: {variants.load_error}")
+        variants.serve_rules_only()
+        variants.keep_loading(settings.api.model_retry_s)
+    return Runtime(settings, variants, cache, AlertStore(settings.db_url))
+
+
+def _online_store(settings: Settings) -> StateReader:
+    from fraudrisk.inference.state import FeastStateReader
+
+    try:
+        return FeastStateReader.from_settings(settings)
+    except Exception as error:  # Feast raises many types: one clear message
+        raise RuntimeError(f"cannot open the online store at {settings.feast_repo_path} "
+                           f"({type(error).__name__}: {error})") from error  # fmt: skip
