@@ -75,19 +75,27 @@ def demo() -> None:
 
 
 def _register_stages() -> None:
+    from fraudrisk.api.cli import api_app
     from fraudrisk.data.cli import register as register_data
     from fraudrisk.data.ingest_cli import register as register_ingest
     from fraudrisk.features.cli import features_app
+    from fraudrisk.inference.cli import register as register_serving
     from fraudrisk.io.kafka_cli import kafka_app
     from fraudrisk.pipeline_cli import register as register_pipeline
+    from fraudrisk.streaming.cli import stream_app
+    from fraudrisk.streaming.sources_cli import register as register_sources
     from fraudrisk.training.cli import register as register_training
 
     register_data(app)
     register_ingest(app)
     app.add_typer(features_app, name="features")
     app.add_typer(kafka_app, name="kafka")
+    app.add_typer(stream_app, name="stream")
     register_training(app)
     register_pipeline(app)
+    register_serving(app)
+    app.add_typer(api_app, name="api")
+    register_sources(app)
 
 
 _register_stages()

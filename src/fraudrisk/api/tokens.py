@@ -11,30 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 
 from pydantic import SecretStr
+
+from fraudrisk.cards import SEPARATORS, luhn_valid, redact_card_numbers
+
+__all__ = ["luhn_valid", "redact_card_numbers"]
 
 #: Token prefix: the scheme and its version, so a change of scheme is visible in the data.
 TOKEN_PREFIX = "ct1_"
 #: Card numbers are 12 to 19 digits (ISO/IEC 7812); spaces and dashes between digits are allowed.
 PAN_LENGTHS = range(12, 20)
-_SEPARATORS = re.compile(r"[ -]")
-_LUHN_LIKE = re.compile(r"(?<!\d)\d(?:[ -]?\d){11,18}(?!\d)")
-_REDACTED = "<redacted>"
-
-
-def luhn_valid(digits: str) -> bool:
-    """Whether a string of digits passes the Luhn (mod 10) check."""
-    if not digits.isdigit():
-        return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
 
 
 def normalise_pan(text: str) -> str:
@@ -44,7 +31,7 @@ def normalise_pan(text: str) -> str:
         ValueError: If it is not 12-19 digits or fails the Luhn check (the message never
             contains the number).
     """
-    digits = _SEPARATORS.sub("", text)
+    digits = SEPARATORS.sub("", text)
     if not digits.isascii() or not digits.isdigit():
         raise ValueError("must be 12-19 digits (spaces and dashes allowed)")
     if len(digits) not in PAN_LENGTHS:
@@ -52,19 +39,6 @@ def normalise_pan(text: str) -> str:
     if not luhn_valid(digits):
         raise ValueError("is not a valid card number (Luhn check failed)")
     return digits
-
-
-def redact_card_numbers(text: str) -> str:
-    """``text`` with every run of 12-19 digits that passes the Luhn check replaced.
-
-    Defence in depth for messages built from client input (e.g. a field name).
-    """
-
-    def replace(match: re.Match[str]) -> str:
-        digits = _SEPARATORS.sub("", match.group(0))
-        return _REDACTED if luhn_valid(digits) else match.group(0)
-
-    return _LUHN_LIKE.sub(replace, text)
 
 
 class PanTokenizer:

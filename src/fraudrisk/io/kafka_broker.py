@@ -239,7 +239,8 @@ class LocalKafkaBroker:
         return path
 
     def _format(self, config: Path) -> None:
-        args = ["format", "-t", new_cluster_id(), "-c", str(config)]
+        # "--cluster-id=ID": an id may start with "-", which argparse would take for an option.
+        args = ["format", f"--cluster-id={new_cluster_id()}", "-c", str(config)]
         command = self._java(self._log4j("WARN"), "kafka.tools.StorageTool", *args)
         done = subprocess.run(command, capture_output=True, text=True, check=False, timeout=120)
         if done.returncode != 0:

@@ -16,6 +16,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from fraudrisk.cards import redact_card_numbers_bytes
 from fraudrisk.data.validation import REJECT_REASON, SOURCE_ROW, validate_batch
 from fraudrisk.inference.features import TransactionBatch
 from fraudrisk.schemas import CLEAR_CARD_NUMBER_FIELDS, LAKE_SCHEMA, SCORER_COLUMNS
@@ -77,7 +78,8 @@ def decode(values: list[bytes | None], epoch: dt.date) -> Decoded:
                              source_rows=pa.array(list(objects), pa.int64()))  # fmt: skip
     for row in checked.rejected.select([SOURCE_ROW, REJECT_REASON]).to_pylist():
         index = int(row[SOURCE_ROW])
-        rejects.append(Reject(index, values[index] or b"", str(row[REJECT_REASON])))
+        payload = redact_card_numbers_bytes(values[index] or b"")  # e.g. a PAN as card_token
+        rejects.append(Reject(index, payload, str(row[REJECT_REASON])))
     rejected = {r.index for r in rejects}
     indices = [index for index in objects if index not in rejected]
     return Decoded(checked.valid, indices, sorted(rejects, key=lambda r: r.index))

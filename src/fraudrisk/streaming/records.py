@@ -4,15 +4,14 @@
 :func:`score_rows` runs the whole step (features from the state cache, the served variants,
 the state update); :func:`records_table` is the Arrow form of records (Parquet outputs);
 :func:`build_runtime` wires variants, state cache and store from the settings as the stream
-scorer does; :func:`redact_card_numbers` scrubs anything that looks like a card number from a
-payload before it leaves the platform (dead letters).
+scorer does.
 """
 
 from __future__ import annotations
 
-import re
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pyarrow as pa
@@ -25,10 +24,6 @@ from fraudrisk.inference.state import StateReader
 from fraudrisk.inference.variants import ServedVariants
 from fraudrisk.streaming.cache import StateCache
 from fraudrisk.streaming.decode import Decoded
-
-#: 13 to 19 digits, optionally split by single spaces or dashes, not part of a longer number.
-_CARD_NUMBER = re.compile(rb"(?<![\d])(?:\d[ -]?){12,18}\d(?![\d])")
-REDACTED = b"<redacted card number>"
 
 RECORDS_SCHEMA = pa.schema([
     ("transaction_id", pa.int64()), ("customer_id", pa.int64()), ("terminal_id", pa.int64()),
@@ -81,11 +76,6 @@ def records_table(records: Sequence[ScoreRecord]) -> pa.Table:
     """Records as an Arrow table (:data:`RECORDS_SCHEMA`), e.g. for a Parquet output."""
     columns = {name: [getattr(r, name) for r in records] for name in RECORDS_SCHEMA.names}
     return pa.table(columns, schema=RECORDS_SCHEMA)
-
-
-def redact_card_numbers(payload: bytes) -> bytes:
-    """The payload with every card-number-like digit run replaced (never forward a PAN)."""
-    return _CARD_NUMBER.sub(REDACTED, payload)
 
 
 @dataclass
@@ -142,3 +132,21 @@ def _online_store(settings: Settings) -> StateReader:
     except Exception as error:  # Feast raises many types: one clear message
         raise RuntimeError(f"cannot open the online store at {settings.feast_repo_path} "
                            f"({type(error).__name__}: {error})") from error  # fmt: skip
+
+
+@dataclass
+class StreamTotals:
+    """Counts of a source (Kafka, Kinesis) since start."""
+
+    consumed: int = 0
+    scored: int = 0
+    rejected: int = 0
+    new_scores: int = 0
+    new_alerts: int = 0
+    batches: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def rate(self) -> float:
+        """Records consumed per second since start."""
+        return self.consumed / max(time.monotonic() - self.started, 1e-9)

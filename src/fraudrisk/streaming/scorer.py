@@ -41,7 +41,7 @@ from fraudrisk.inference.variants import ServedVariants
 from fraudrisk.streaming.cache import StateCache
 from fraudrisk.streaming.decode import Decoded, Reject, decode
 from fraudrisk.streaming.metrics import StreamMetrics
-from fraudrisk.streaming.records import score_records
+from fraudrisk.streaming.records import StreamTotals, score_records
 
 log = logging.getLogger(__name__)
 #: Fault injection for the reliability tests: SIGKILL this process right after the N-th sink
@@ -67,24 +67,6 @@ class StreamOptions:
     """A Kafka transaction step taking longer restarts the process (see ``_guarded``)."""
     commit_first: bool = False
     """Negative control only: commit offsets *before* processing (loses data on a crash)."""
-
-
-@dataclass
-class StreamTotals:
-    """Counts since start."""
-
-    consumed: int = 0
-    scored: int = 0
-    rejected: int = 0
-    new_scores: int = 0
-    new_alerts: int = 0
-    batches: int = 0
-    started: float = field(default_factory=time.monotonic)
-
-    @property
-    def rate(self) -> float:
-        """Consumed messages per second since start."""
-        return self.consumed / max(time.monotonic() - self.started, 1e-9)
 
 
 class StreamScorer:

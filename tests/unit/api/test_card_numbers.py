@@ -55,7 +55,7 @@ def test_tokens_are_stable_per_key_and_differ_across_keys() -> None:
 
 
 def test_redaction_keeps_ordinary_numbers() -> None:
-    assert redact_card_numbers(f"field {TEST_PAN}!") == "field <redacted>!"
+    assert redact_card_numbers(f"field {TEST_PAN}!") == "field <redacted card number>!"
     assert redact_card_numbers("limit 9223372036854775807") == "limit 9223372036854775807"
 
 
