@@ -57,9 +57,10 @@ format: install ## Apply ruff formatting and safe fixes
 typecheck: install ## mypy (strict) over src/
 	$(BIN)/mypy
 
-bench: install ## Print the benchmark tables (simulator, features), each against its baseline
+bench: install ## Print the benchmark tables (simulator, features, serving), each against its baseline
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/features_throughput.py
+	$(BIN)/python benchmarks/serving_latency.py --out docs/serving-benchmark.md
 
 clean: ## Remove the venv and the embedded state
 	rm -rf $(VENV) .fraudrisk .pytest_cache .mypy_cache .ruff_cache

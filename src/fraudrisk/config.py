@@ -145,7 +145,9 @@ class ServingSettings(BaseModel):
     ab_key: str = Field("customer_id", description="Transaction field A/B assignment sticks to.")
     reason_codes: int = Field(3, ge=0, le=20, description="Top reason codes returned per score.")
     reason_codes_for: Literal["all", "flagged"] = Field(
-        "all", description="Explain every transaction, or only those sent to review or declined."
+        "flagged",
+        description="Explain only transactions sent to review or declined (approvals get no "
+        "reasons: 0.5 ms less per request), or every transaction.",
     )
     fallback: FallbackRules = FallbackRules()
 

@@ -9,6 +9,7 @@ KServe model (:mod:`fraudrisk.inference.service`) and the stream scorer share it
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -55,6 +56,16 @@ class _Active:
     spec: ServiceSpec
     scorers: dict[str, Scorer]
     router: Router
+
+
+def settle_heap() -> None:
+    """Collect, then freeze what is loaded (models, Feast, MLflow) out of the GC's sight.
+
+    A loaded scorer holds ~450,000 objects; a full collection over them paused requests for
+    90-300 ms (the p99 of the serving benchmark). Frozen objects are never scanned again.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 class ServedVariants:
@@ -132,6 +143,7 @@ class ServedVariants:
         """Swap in loaded scorers and their router."""
         self._active = _Active(spec, scorers, router)  # one assignment: requests see old or new
         self.load_error, self.ready = "", True
+        settle_heap()
         log.info("model %s ready: %s", self.name, self.describe())
 
     def _load_candidate(self, spec: ServiceSpec, states: StateReader) -> Scorer | None:
