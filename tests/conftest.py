@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import Iterator
 
-import feast.infra.online_stores.sqlite  # noqa: F401 -- registers Feast's converters first
 import pytest
 
-#: sqlite3's converters as Feast registers them: a library imported by one test (IPython's
-#: history) registers its own global "timestamp" converter, which breaks Feast's online store.
-_SQLITE_CONVERTERS = dict(sqlite3.converters)
+_FEAST_SQLITE = "feast.infra.online_stores.sqlite"
+#: Converters Feast's SQLite online store registers (module-level functions of that module).
+_FEAST_CONVERTERS = {"date": "convert_date", "datetime": "convert_datetime",
+                     "timestamp": "convert_timestamp"}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
-def _pristine_sqlite_converters() -> Iterator[None]:
-    """Each test starts with sqlite3's converters as Feast expects them."""
-    sqlite3.converters.clear()
-    sqlite3.converters.update(_SQLITE_CONVERTERS)
+def _feast_sqlite_converters() -> Iterator[None]:
+    """Put back Feast's sqlite3 converters before each test.
+
+    sqlite3 converters are global: a library imported by one test (IPython's history)
+    registers its own "timestamp" converter, which breaks Feast's SQLite online store in the
+    tests that run after it.
+    """
+    feast_sqlite = sys.modules.get(_FEAST_SQLITE)
+    if feast_sqlite is not None:
+        for name, function in _FEAST_CONVERTERS.items():
+            sqlite3.register_converter(name, getattr(feast_sqlite, function))
     yield
