@@ -92,25 +92,10 @@ def repo_config(settings: Settings) -> RepoConfig:
     return RepoConfig(repo_path=repo, **_config_dict(repo, settings, for_yaml=False))
 
 
-def feast_sqlite_converters() -> None:
-    """Re-register Feast's sqlite3 converters (they are process-global).
-
-    Another library in the same process (IPython's history, pulled in by notebook tooling)
-    registers its own ``timestamp`` converter, which breaks Feast's SQLite online store.
-    """
-    import sqlite3
-
-    from feast.infra.online_stores import sqlite as feast_sqlite
-
-    for name in ("date", "datetime", "timestamp"):
-        sqlite3.register_converter(name, getattr(feast_sqlite, f"convert_{name}"))
-
-
 def get_store(settings: Settings) -> FeatureStore:
     """A Feast ``FeatureStore`` over the platform's repo (its YAML written alongside)."""
     from feast import FeatureStore
 
-    feast_sqlite_converters()
     write_feature_store_yaml(settings.feast_repo_path, settings)
     return FeatureStore(config=repo_config(settings))
 

@@ -65,9 +65,6 @@ class StateUpdater:
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         """Apply one micro-batch (Spark calls this; safe to call again with the same batch)."""
-        from fraudrisk.features.feast_store import feast_sqlite_converters
-
-        feast_sqlite_converters()
         self.apply(batch.toArrow())
 
     def apply(self, rows: pa.Table) -> BatchStats:
