@@ -189,6 +189,55 @@ class CanarySettings(BaseModel):
     )
 
 
+class MonitoringSettings(BaseModel):
+    """Drift, delayed-label performance and the retraining trigger (``fraudrisk monitor``).
+
+    Drift methods per feature follow Evidently's defaults unless ``stattest`` is set.
+    """
+
+    reports_dir: str = Field("", description="Report folder (empty = HOME/monitoring/reports).")
+    workspace: str = Field(
+        "", description="Evidently workspace folder or URL (empty = HOME/monitoring/workspace)."
+    )
+    reference_rows: int = Field(
+        5000, ge=100, description="Training feature rows sampled into each model's reference."
+    )
+    max_window_rows: int = Field(
+        100_000, ge=1000, description="Rows of a window above which a drift report samples."
+    )
+    drift_share: float = Field(
+        0.3,
+        gt=0,
+        le=1,
+        description="Share of drifted features (of the model's features) that means drift.",
+    )
+    stattest: str | None = Field(
+        None, description="Evidently drift method for every feature (None = its defaults)."
+    )
+    stattest_threshold: float | None = Field(
+        None, description="Threshold of that method (None = Evidently's default for it)."
+    )
+    score_drift_psi: float = Field(
+        0.2, ge=0, description="Score-distribution PSI above which prediction drift is reported."
+    )
+    label_delay_days: int = Field(
+        7, ge=0, description="Days until a transaction's fraud label is known."
+    )
+    alert_budget: int = Field(100, ge=1, description="Cards analysts can review per day.")
+    max_performance_drop: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Relative drop of the labelled average precision (versus the model's own "
+        "test metrics) that triggers retraining.",
+    )
+    cooldown_hours: float = Field(
+        168.0, ge=0, description="At most one retraining per cause in this period."
+    )
+    watch_interval_s: float = Field(3600.0, gt=0, description="Seconds between watch checks.")
+    metrics_port: int = Field(9108, ge=0, le=65535, description="Prometheus port of the watcher.")
+
+
 class ApiKeySettings(BaseModel):
     """One API client: its name, the hash of its key (never the key) and its scopes."""
 
@@ -258,6 +307,7 @@ class Settings(BaseSettings):
     canary: CanarySettings = CanarySettings()
     api: ApiSettings = ApiSettings()
     kinesis: KinesisSettings = KinesisSettings()
+    monitoring: MonitoringSettings = MonitoringSettings()
 
     @property
     def lake_uri(self) -> str:

@@ -1,1 +1,8 @@
-"""fraudrisk.monitoring."""
+"""fraudrisk.monitoring: drift and delayed-label performance reports, and retraining triggers.
+
+- :mod:`~fraudrisk.monitoring.results` — the result types every part exchanges.
+- ``reference`` — each registered model's reference sample (feature rows and scores).
+- ``drift`` — Evidently drift / data-quality reports of a window against that reference.
+- ``performance`` — delayed-label performance per day and variant.
+- ``trigger`` / ``watch`` — retraining on drift or performance drop, once per cause per cool-down.
+"""
