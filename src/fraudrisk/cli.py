@@ -81,6 +81,7 @@ def _register_stages() -> None:
     from fraudrisk.features.cli import features_app
     from fraudrisk.inference.cli import register as register_serving
     from fraudrisk.io.kafka_cli import kafka_app
+    from fraudrisk.monitoring.cli import monitor_app
     from fraudrisk.pipeline_cli import register as register_pipeline
     from fraudrisk.streaming.cli import stream_app
     from fraudrisk.streaming.sources_cli import register as register_sources
@@ -96,6 +97,7 @@ def _register_stages() -> None:
     register_serving(app)
     app.add_typer(api_app, name="api")
     register_sources(app)
+    app.add_typer(monitor_app, name="monitor")
 
 
 _register_stages()

@@ -129,6 +129,13 @@ class ServingSettings(BaseModel):
     model_uri: str = Field("models:/fraud-risk@champion", description="MLflow or storage URI.")
     model_name: str = Field("fraud-risk", description="Name the model is served under.")
     http_port: int = Field(8080, ge=1, le=65535)
+    workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Worker processes sharing the HTTP port (KServe ModelServer workers), each "
+        "with its own copy of the model: one per core the pod may use.",
+    )
     review_threshold: float | None = Field(
         None, ge=0, le=1, description="Overrides the model's stored review threshold."
     )

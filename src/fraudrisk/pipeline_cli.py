@@ -20,7 +20,7 @@ from fraudrisk.console import console, examples
 
 #: The repository root (``src/fraudrisk/pipeline_cli.py`` → ``.``); editable installs only.
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PIPELINES = ("training",)
+PIPELINES = ("training", "monitoring")
 
 
 def load_pipeline_module(name: str, root: Path = REPO_ROOT) -> ModuleType:
@@ -40,8 +40,10 @@ def load_config(name: str, path: Path | None) -> Any:
     """The validated run configuration (default ``pipelines/configs/<name>.yaml``)."""
     load_pipeline_module(name)
     from pipelines.config import CONFIGS, TrainingPipelineConfig
+    from pipelines.monitoring_config import MonitoringPipelineConfig
 
-    return TrainingPipelineConfig.from_yaml(path or CONFIGS / f"{name}.yaml")
+    model = MonitoringPipelineConfig if name == "monitoring" else TrainingPipelineConfig
+    return model.from_yaml(path or CONFIGS / f"{name}.yaml")
 
 
 def run_local(name: str, arguments: dict[str, Any]) -> Any:
@@ -50,7 +52,7 @@ def run_local(name: str, arguments: dict[str, Any]) -> Any:
 
     module = load_pipeline_module(name)
     local.init(runner=local.SubprocessRunner(use_venv=False))
-    return module.training_pipeline(**arguments)
+    return getattr(module, f"{name}_pipeline")(**arguments)
 
 
 def submit(name: str, arguments: dict[str, Any], host: str) -> str:
@@ -59,7 +61,7 @@ def submit(name: str, arguments: dict[str, Any], host: str) -> str:
 
     module = load_pipeline_module(name)
     result = kfp.Client(host=host).create_run_from_pipeline_func(
-        module.training_pipeline, arguments=arguments
+        getattr(module, f"{name}_pipeline"), arguments=arguments
     )
     return str(result.run_id)
 
@@ -74,10 +76,11 @@ def register(app: typer.Typer) -> None:
         epilog=examples(
             "fraudrisk pipeline compile training",
             "fraudrisk pipeline compile training --out build/training.yaml",
+            "fraudrisk pipeline compile monitoring",
         ),
     )
     def compile_cmd(
-        name: Annotated[str, typer.Argument(help="Pipeline name: training.")],
+        name: Annotated[str, typer.Argument(help="Pipeline name: training or monitoring.")],
         out: Annotated[
             Path | None, typer.Option("--out", help="IR YAML file (default <name>.yaml).")
         ] = None,
@@ -92,10 +95,11 @@ def register(app: typer.Typer) -> None:
             "fraudrisk pipeline run training",
             "fraudrisk pipeline run training --config my-run.yaml",
             "fraudrisk pipeline run training --host https://kfp.example.com",
+            "fraudrisk pipeline run monitoring --config my-monitoring.yaml",
         ),
     )
     def run_cmd(
-        name: Annotated[str, typer.Argument(help="Pipeline name: training.")],
+        name: Annotated[str, typer.Argument(help="Pipeline name: training or monitoring.")],
         config: Annotated[
             Path | None,
             typer.Option("--config", help="Run configuration (default pipelines/configs)."),

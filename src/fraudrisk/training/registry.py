@@ -108,6 +108,7 @@ def register_model(
     gate_result: GateResult,
     run_name: str | None = None,
     options: RegistryOptions | None = None,
+    reference_rows: pd.DataFrame | None = None,
 ) -> RegisteredVersion:
     """Log a run with the model and register it as a new version of ``fraud-risk``.
 
@@ -125,6 +126,9 @@ def register_model(
         gate_result: The validation gate's verdict.
         run_name: Name of the MLflow run.
         options: Experiment name and artifact location.
+        reference_rows: The model's training rows: a seeded sample of them and the model's
+            scores on it are logged as the version's monitoring reference (``reference/``,
+            version tag ``monitoring_reference``). None = no reference.
 
     Returns:
         The new version, with its alias (``challenger``) when the gate passed.
@@ -140,6 +144,12 @@ def register_model(
         ) as run:
             _log_run(metrics, params, artifacts, thresholds, gate_result)
             info = log_pyfunc(model, feature_names, input_example, name)
+            if reference_rows is not None:  # lazy: the monitoring package only when needed
+                from fraudrisk.monitoring.reference import REFERENCE_TAG, log_registration_reference
+
+                tags[REFERENCE_TAG] = log_registration_reference(
+                    settings, model, feature_names, reference_rows
+                )
         version = str(info.registered_model_version)
         for key, value in tags.items():
             explicit.set_model_version_tag(name, version, key, value)

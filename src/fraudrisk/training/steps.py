@@ -323,7 +323,9 @@ def register_step(
 ) -> registry.RegisteredVersion:
     """Register the calibrated model (recipe as run param ``recipe``); alias if it passed.
 
-    With ``bootstrap`` a passing version also becomes ``champion`` when there is none.
+    The version carries its monitoring reference: a sample of the rows of its training
+    window, scored by the model. With ``bootstrap`` a passing version also becomes
+    ``champion`` when there is none.
     """
     recipe, frame = read_recipe(recipe_path), read_dataset(dataset_path)
     ref = json.loads(dataset_path.with_suffix(".json").read_text())
@@ -331,6 +333,7 @@ def register_step(
         metrics["holdout"][k] for k in ("period", "train_period")
     )
     params = {f"param_{key}": value for key, value in recipe.params.items()}
+    windows = plan_windows(frame, recipe.window_days)
     version = registry.register_model(
         settings,
         load_pickle(model_path),
@@ -343,6 +346,7 @@ def register_step(
         thresholds=Thresholds.model_validate(metrics["thresholds"]),
         gate_result=gate_result,
         run_name=f"train-{recipe.model}-{recipe.window_days}d",
+        reference_rows=rows_between(frame, windows.train_start, windows.train_end),
     )
     no_champion = registry.get_alias_version(settings, registry.CHAMPION) is None
     if bootstrap and version.passed and no_champion:

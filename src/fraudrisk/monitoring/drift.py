@@ -1,0 +1,206 @@
+"""Drift reports: a window of transactions against the reference of the model that scores it.
+
+:func:`drift_report` loads the model and its reference (built from the recorded training
+period if the version has none yet), reads the window (:mod:`~fraudrisk.monitoring.windows`),
+runs the Evidently report (:mod:`~fraudrisk.monitoring.evidently_drift`), writes it as HTML
+for people and JSON for machines — one pair per model version, source and window, under
+``settings.monitoring.reports_dir`` (default ``HOME/monitoring/reports``) — and adds the
+snapshot to the Evidently workspace. Drift is detected when the share of drifted features
+reaches ``settings.monitoring.drift_share``; score drift when the risk-score PSI exceeds
+``settings.monitoring.score_drift_psi``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fraudrisk.config import Settings
+from fraudrisk.console import err_console
+from fraudrisk.inference.model import LoadedModel
+from fraudrisk.monitoring.backfill import ensure_reference
+from fraudrisk.monitoring.errors import MonitoringError
+from fraudrisk.monitoring.evidently_drift import DriftAnalysis, analyse
+from fraudrisk.monitoring.feature_rows import default_table_uri
+from fraudrisk.monitoring.reference import Reference, resolve_version
+from fraudrisk.monitoring.results import DriftResult, Source
+from fraudrisk.monitoring.windows import Window, read_window
+from fraudrisk.monitoring.workspace import add_snapshot, workspace_location
+
+SOURCES: tuple[Source, ...] = ("lake", "scores")
+
+
+def reports_dir(settings: Settings) -> Path:
+    """Where reports are written (``monitoring.reports_dir`` or ``HOME/monitoring/reports``)."""
+    configured = settings.monitoring.reports_dir
+    return Path(configured) if configured else settings.home / "monitoring" / "reports"
+
+
+def drift_report(
+    settings: Settings,
+    model_uri: str,
+    source: Source,
+    start: dt.date,
+    end: dt.date,
+    *,
+    table_uri: str | None = None,
+    workspace: bool = True,
+) -> DriftResult:
+    """Compare the window ``start..end`` (inclusive) with the model's reference.
+
+    Args:
+        settings: Platform settings (registry, store, thresholds, report folders).
+        model_uri: ``models:/<name>/<version>`` or ``models:/<name>@<alias>``.
+        source: ``lake`` (feature table, scored now) or ``scores`` (the alert store's records).
+        start: First day of the window.
+        end: Last day of the window.
+        table_uri: Feature table (default ``HOME/features``).
+        workspace: Also add the snapshot to the Evidently workspace.
+
+    Returns:
+        The verdicts, the figures and the paths of the HTML and JSON reports.
+
+    Raises:
+        MonitoringError: Bad input (unknown model or source, end before start) or an empty
+            window, with what to do about it.
+    """
+    if source not in SOURCES:
+        raise MonitoringError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+    if end < start:
+        raise MonitoringError(f"the window ends ({end}) before it starts ({start})")
+    model, reference = _model_and_reference(settings, model_uri)
+    window = read_window(
+        settings, model, source, start, end, table_uri or default_table_uri(settings)
+    )
+    features = model.feature_names if window.with_features else ()
+    stem = f"{model.card.name}_v{model.card.version}_{source}_{start}_{end}"
+    analysis = analyse(
+        reference.rows,
+        window.rows,
+        features,
+        settings.monitoring,
+        timestamp=dt.datetime.combine(end, dt.time()),
+        metadata=_metadata(model_uri, model.card.version, window),
+        tags=[source, f"version-{model.card.version}"],
+    )
+    result = _result(settings, model_uri, model.card.version, window, analysis, stem)
+    _write_reports(analysis, result, reference)
+    if workspace:
+        _add_to_workspace(settings, model.card.name, analysis, stem)
+    return result
+
+
+def _model_and_reference(settings: Settings, model_uri: str) -> tuple[LoadedModel, Reference]:
+    """The model and its reference, both of the version the URI names now (aliases move)."""
+    from fraudrisk.inference.model import ModelLoadError, load_model
+
+    version = resolve_version(settings, model_uri)
+    pinned = f"models:/{version.name}/{version.version}"
+    reference = ensure_reference(settings, pinned)
+    try:
+        model = load_model(settings, pinned)
+    except ModelLoadError as error:
+        raise MonitoringError(str(error)) from None
+    missing = [name for name in model.feature_names if name not in reference.rows.columns]
+    if missing:
+        raise MonitoringError(
+            f"the reference of {pinned} lacks the model's feature(s) {missing}: rebuild it "
+            f"with `fraudrisk monitor reference --model {pinned} --force`"
+        )
+    return model, reference
+
+
+def _add_to_workspace(settings: Settings, name: str, analysis: DriftAnalysis, stem: str) -> None:
+    """Add the snapshot; a workspace that fails is reported, the written report stays."""
+    try:
+        add_snapshot(settings, name, analysis.snapshot, stem)
+    except Exception as error:  # a remote service down, a locked folder: say it, keep going
+        err_console.print(
+            f"[yellow]warning:[/yellow] report not added to the Evidently workspace "
+            f"{workspace_location(settings)}: {type(error).__name__}: {error}"
+        )
+
+
+def _metadata(model_uri: str, version: str, window: Window) -> dict[str, str]:
+    return {
+        "model_uri": model_uri,
+        "model_version": version,
+        "source": window.source,
+        "start": str(window.start),
+        "end": str(window.end),
+        "rows": str(window.total_rows),
+        "sampled_rows": str(window.sampled),
+    }
+
+
+def _result(
+    settings: Settings,
+    model_uri: str,
+    version: str,
+    window: Window,
+    analysis: DriftAnalysis,
+    stem: str,
+) -> DriftResult:
+    folder = reports_dir(settings)
+    quality = dict(analysis.quality)
+    if window.rows_without_features:
+        quality["rows_without_features"] = window.rows_without_features
+    psi = analysis.score_psi
+    return DriftResult(
+        model_uri=model_uri,
+        model_version=version,
+        source=window.source,
+        start=window.start,
+        end=window.end,
+        rows=window.total_rows,
+        sampled_rows=window.sampled,
+        drift_detected=analysis.drift_share >= settings.monitoring.drift_share,
+        drift_share=analysis.drift_share,
+        drifted_features=analysis.drifted,
+        feature_scores=analysis.feature_scores,
+        score_drift=psi,
+        score_drift_detected=psi is not None and psi > settings.monitoring.score_drift_psi,
+        quality_issues=quality,
+        report=str((folder / f"{stem}.html").resolve()),
+        report_json=str((folder / f"{stem}.json").resolve()),
+    )
+
+
+def notes_of(result: DriftResult) -> list[str]:
+    """What a reader of a result must know: sampling, score records left without features."""
+    missing = result.quality_issues.get("rows_without_features", 0)
+    scores_only = bool(missing) and not result.feature_scores
+    drawn = result.sampled_rows + (0 if scores_only else missing)
+    notes = []
+    if drawn < result.rows:
+        notes.append(f"sampled {drawn:,} of {result.rows:,} rows (fixed seed)")
+    if scores_only:
+        notes.append(
+            "score drift only: no feature rows for these transactions in the feature table"
+        )
+    elif missing:
+        notes.append(f"{missing:,} sampled score records have no feature row and are left out")
+    return notes
+
+
+def _write_reports(analysis: DriftAnalysis, result: DriftResult, reference: Reference) -> None:
+    """The HTML (Evidently's) and the JSON (our result, notes, Evidently's metrics/tests)."""
+    html = Path(result.report)
+    html.parent.mkdir(parents=True, exist_ok=True)
+    staging = html.with_suffix(".html.tmp")
+    analysis.snapshot.save_html(str(staging))
+    os.replace(staging, html)
+    document: dict[str, Any] = {
+        "result": result.summary(),
+        "notes": notes_of(result),
+        "methods": analysis.methods,
+        "prediction_drift": analysis.prediction_drift,
+        "reference": reference.meta,
+        "evidently": analysis.snapshot.dict(),
+    }
+    staging = html.with_suffix(".json.tmp")
+    staging.write_text(json.dumps(document, indent=1, default=str))
+    os.replace(staging, result.report_json)

@@ -1,0 +1,291 @@
+"""Delayed-label performance: AP, CP@budget and recall at the alert budget, per day and variant.
+
+Scores come from the alert store (``source="scores"``: what the served variants — champion,
+canary — scored, one group per ``variant`` and ``model_version``; rules-only fallback decisions
+form their own ``rules`` group) or from the feature table scored with the model now
+(``source="lake"``: one variant). Labels come from the lake or the ``labels`` topic
+(:mod:`fraudrisk.monitoring.labels`); only days at least ``label_delay_days`` before ``as_of``
+count, so the window's end is clipped to that day (``PerformanceResult.end``).
+
+Per day: AP over the day's transactions; Card Precision@k with k = the alert budget, exactly
+as the handbook computes it over the window (cards detected on an earlier day leave the
+ranking); recall at the budget = the share of the day's fraudulent cards (not detected
+earlier) that are among the ``k`` best-scored cards, i.e. CP@k × k / those cards. The model's
+AP over the whole labelled window is compared with its own test-fold AP recorded in MLflow:
+a relative drop beyond ``max_performance_drop`` triggers retraining.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import pandas as pd
+
+from fraudrisk.config import MODEL_URI, Settings
+from fraudrisk.monitoring.errors import MonitoringError
+from fraudrisk.monitoring.results import DayPerformance, PerformanceResult, Source
+from fraudrisk.training.metrics import average_precision, card_precision_at_k
+
+if TYPE_CHECKING:
+    from fraudrisk.inference.model import LoadedModel
+
+log = logging.getLogger(__name__)
+LabelSource = Literal["lake", "kafka"]
+#: The registration run's test-fold mean AP (``training.results.HEADLINE``): the yardstick.
+TEST_AP_METRIC = "average_precision"
+#: Group of the decisions taken by the fallback rules, whatever variant they stood in for.
+RULES_VERSION = "rules"
+#: Columns :func:`day_performance` needs.
+SCORED_COLUMNS = ("day", "variant", "model_version", "customer_id", "tx_fraud", "risk_score")
+
+
+def day_performance(scored: pd.DataFrame, budget: int) -> list[DayPerformance]:
+    """Per day and per (variant, model version): AP, CP@budget and recall at the budget.
+
+    Args:
+        scored: Labelled scored transactions with :data:`SCORED_COLUMNS` (``day`` a date).
+        budget: Cards analysts review per day (the ``k`` of CP@k).
+
+    Returns:
+        One entry per day and group, sorted by day, variant, version. AP is None on a day
+        without fraud; recall is None on a day without a (newly) fraudulent card.
+    """
+    found: list[DayPerformance] = []
+    for (variant, version), group in scored.groupby(["variant", "model_version"], sort=True):
+        group = group.assign(tx_time_days=group["day"].map(dt.date.toordinal))
+        cards = card_precision_at_k(group, k=budget, score_col="risk_score")
+        for ordinal, precision, compromised, (_, rows) in zip(
+            cards.days, cards.per_day, cards.compromised_cards_per_day,
+            group.groupby("tx_time_days", sort=True), strict=True,
+        ):  # fmt: skip
+            frauds = int(rows["tx_fraud"].sum())
+            found.append(
+                DayPerformance(
+                    day=dt.date.fromordinal(ordinal),
+                    variant=str(variant),
+                    model_version=str(version),
+                    transactions=len(rows),
+                    frauds=frauds,
+                    average_precision=(
+                        average_precision(rows["tx_fraud"], rows["risk_score"]) if frauds else None
+                    ),
+                    card_precision_at_k=precision,
+                    # CP@k × k = the fraudulent cards found among the k best-scored ones.
+                    recall_at_budget=round(precision * budget) / compromised
+                    if compromised
+                    else None,
+                )
+            )
+    return sorted(found, key=lambda d: (d.day, d.variant, d.model_version))
+
+
+def labelled_performance(
+    settings: Settings,
+    model_uri: str,
+    start: dt.date,
+    end: dt.date,
+    as_of: dt.date,
+    source: Source = "scores",
+    labels: LabelSource = "lake",
+    table_uri: str | None = None,
+) -> PerformanceResult:
+    """Labelled performance of a model over ``start..end``, as known on ``as_of``.
+
+    Args:
+        settings: Platform settings (monitoring thresholds, stores, MLflow, Kafka).
+        model_uri: The model whose AP is checked (``models:/fraud-risk@champion``, a version or
+            a storage URI); for ``source="lake"`` also the model that scores.
+        start: First day of the window.
+        end: Last day (clipped to ``as_of`` minus ``label_delay_days``).
+        as_of: The day of the check.
+        source: ``scores`` (the alert store) or ``lake`` (the feature table, scored now).
+        labels: ``lake`` or ``kafka`` (the ``labels`` topic).
+        table_uri: Feature table for ``source="lake"``; default HOME/features.
+
+    Returns:
+        Per-day results and the window's AP against the model's test-fold AP.
+
+    Raises:
+        ValueError: If ``start`` is after ``end`` or a source cannot be read.
+        ModelLoadError: If the model cannot be resolved or loaded.
+    """
+    if start > end:
+        raise ValueError(f"start {start} is after end {end}")
+    if source not in ("scores", "lake") or labels not in ("lake", "kafka"):
+        raise ValueError(f"source must be scores or lake, labels lake or kafka: {source}, {labels}")
+    monitoring = settings.monitoring
+    through = min(end, as_of - dt.timedelta(days=monitoring.label_delay_days))
+    version, run_id, model = _resolve(settings, model_uri, load=source == "lake")
+    if through < start:
+        log.warning("no labelled day in %s..%s as of %s (label delay %d days)",
+                    start, end, as_of, monitoring.label_delay_days)  # fmt: skip
+        scored = pd.DataFrame(columns=[*SCORED_COLUMNS, "transaction_id"])
+    elif model is not None:
+        scored = _lake_scores(settings, model, _variant_name(model_uri), start, through, table_uri)
+    else:
+        scored = _store_scores(settings, start, through)
+    labelled = _join_labels(settings, scored, start, through, as_of, labels)
+    days = day_performance(labelled, monitoring.alert_budget) if len(labelled) else []
+    achieved = _window_average_precision(labelled, version)
+    expected = expected_average_precision(settings, run_id)
+    drop = (expected - achieved) / expected if achieved is not None and expected else None
+    return PerformanceResult(
+        model_uri=model_uri,
+        model_version=version,
+        start=start,
+        end=through,
+        days=days,
+        average_precision=achieved,
+        expected_average_precision=expected,
+        drop=drop,
+        drop_detected=drop is not None and drop > monitoring.max_performance_drop,
+    )
+
+
+def _resolve(settings: Settings, uri: str, load: bool) -> tuple[str, str, LoadedModel | None]:
+    """The model's version and registration run (and the loaded model when it must score)."""
+    from fraudrisk.inference.model import ModelLoadError, load_model
+
+    match = MODEL_URI.match(uri)
+    if load or match is None:
+        model = load_model(settings, uri)
+        return model.card.version, model.card.run_id, model if load else None
+    from mlflow.exceptions import MlflowException
+
+    from fraudrisk.training.registry import mlflow_client
+
+    client = mlflow_client(settings)
+    try:
+        if match["version"]:
+            found = client.get_model_version(match["name"], match["version"])
+        else:
+            found = client.get_model_version_by_alias(match["name"], match["alias"])
+    except MlflowException as error:
+        raise ModelLoadError(f"cannot resolve {uri}: {error.message}") from error
+    return str(found.version), found.run_id or "", None
+
+
+def _variant_name(uri: str) -> str:
+    """The lake source's one variant: the URI's alias (``champion``), else ``model``."""
+    match = MODEL_URI.match(uri)
+    return match["alias"] if match and match["alias"] else "model"
+
+
+def expected_average_precision(settings: Settings, run_id: str) -> float | None:
+    """The test-fold AP recorded by a version's registration run, or None if not recorded."""
+    if not run_id:
+        return None
+    from fraudrisk.training.registry import mlflow_client
+
+    value = mlflow_client(settings).get_run(run_id).data.metrics.get(TEST_AP_METRIC)
+    return float(value) if value is not None else None
+
+
+def _window_average_precision(labelled: pd.DataFrame, version: str) -> float | None:
+    """The model's AP over the window: its champion rows if served as champion, else all."""
+    mine = labelled[labelled["model_version"] == version]
+    if (mine["variant"] == "champion").any():
+        mine = mine[mine["variant"] == "champion"]
+    if not len(mine) or not mine["tx_fraud"].any():
+        return None
+    return average_precision(mine["tx_fraud"], mine["risk_score"])
+
+
+def _store_scores(settings: Settings, start: dt.date, through: dt.date) -> pd.DataFrame:
+    """Score records of the alert store on days ``start..through``."""
+    import sqlalchemy as sa
+
+    from fraudrisk.alerts.store import SCORES, AlertStore
+
+    columns = ("transaction_id", "customer_id", "tx_datetime", "risk_score", "model_version",
+               "variant", "fallback")  # fmt: skip
+    query = sa.select(*(SCORES.c[name] for name in columns)).where(
+        SCORES.c.tx_datetime >= dt.datetime.combine(start, dt.time()),
+        SCORES.c.tx_datetime < dt.datetime.combine(through + dt.timedelta(days=1), dt.time()),
+    )
+    store = AlertStore(settings.db_url)
+    try:
+        with store.engine.connect() as connection:
+            rows = pd.DataFrame(connection.execute(query).all(), columns=list(columns))
+    finally:
+        store.close()
+    rows.loc[rows["fallback"].astype(bool), "model_version"] = RULES_VERSION
+    rows["day"] = pd.to_datetime(rows["tx_datetime"]).dt.date
+    return rows.drop(columns=["tx_datetime", "fallback"])
+
+
+def _lake_scores(
+    settings: Settings,
+    model: LoadedModel,
+    variant: str,
+    start: dt.date,
+    through: dt.date,
+    table_uri: str | None,
+) -> pd.DataFrame:
+    """The feature table's rows of days ``start..through``, scored with ``model`` now."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from fraudrisk.features.table import FeatureTable
+
+    uri = table_uri or str(settings.home / "features")
+    table = FeatureTable.open(uri, settings.lake)
+    try:
+        dataset = ds.dataset(table.storage.root, filesystem=table.storage.fs, format="parquet",
+                             partitioning="hive")  # fmt: skip
+    except (FileNotFoundError, OSError) as error:
+        raise MonitoringError(
+            f"no feature table at {uri}: run `fraudrisk features build`"
+        ) from error
+    first = pa.scalar(dt.datetime.combine(start, dt.time()), pa.timestamp("us"))
+    after = pa.scalar(dt.datetime.combine(through + dt.timedelta(days=1), dt.time()),
+                      pa.timestamp("us"))  # fmt: skip
+    rows = dataset.to_table(
+        columns=["transaction_id", "customer_id", "tx_datetime", *model.feature_names],
+        filter=(pc.field("tx_datetime") >= first) & (pc.field("tx_datetime") < after),
+    )
+    matrix = np.column_stack([rows[name].to_numpy() for name in model.feature_names])
+    return pd.DataFrame(
+        {
+            "transaction_id": rows["transaction_id"].to_numpy(),
+            "customer_id": rows["customer_id"].to_numpy(),
+            "day": pd.to_datetime(rows["tx_datetime"].to_numpy()).date,
+            "variant": variant,
+            "model_version": model.card.version,
+            "risk_score": model.probability(matrix.astype(np.float32)),
+        }
+    )
+
+
+def _join_labels(
+    settings: Settings,
+    scored: pd.DataFrame,
+    start: dt.date,
+    through: dt.date,
+    as_of: dt.date,
+    source: LabelSource,
+) -> pd.DataFrame:
+    """The scored rows that have a label, with ``tx_fraud`` (the others are counted, logged)."""
+    from fraudrisk.monitoring import labels as label_io
+
+    if not len(scored):
+        return scored.assign(tx_fraud=pd.Series(dtype="int64"))
+    delay = settings.monitoring.label_delay_days
+    if source == "kafka":
+        known = label_io.kafka_labels(settings, as_of).labels
+    else:
+        from fraudrisk.io.lake import Lake
+
+        lake = Lake.open(settings.lake_uri, settings.lake)
+        known = label_io.lake_labels(lake, start, through, as_of, delay)
+    joined = scored.merge(known[["transaction_id", "tx_fraud"]], on="transaction_id", how="left")
+    missing = int(joined["tx_fraud"].isna().sum())
+    if missing:
+        log.warning("%d of %d scored transactions have no %s label yet: left out",
+                    missing, len(joined), source)  # fmt: skip
+    labelled = joined.dropna(subset=["tx_fraud"])
+    return labelled.assign(tx_fraud=labelled["tx_fraud"].astype("int64"))

@@ -1,0 +1,61 @@
+"""The trigger ledger on a real PostgreSQL server: one run per cause per cool-down, races too."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from tests.unit.monitoring.test_trigger import (
+    Clock,
+    RecordingLauncher,
+    RecordingTagger,
+    drift,
+    performance,
+)
+
+from fraudrisk.config import Settings
+from fraudrisk.monitoring.trigger import (
+    FAILED,
+    FIRED,
+    SUPPRESSED,
+    RetrainingTrigger,
+    TriggerLedger,
+    TriggerOptions,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def trigger_on(url: str, launcher: RecordingLauncher, clock: Clock) -> RetrainingTrigger:
+    return RetrainingTrigger(Settings(), TriggerLedger(url, clock), TriggerOptions(24),
+                             launcher=launcher, tagger=RecordingTagger())  # fmt: skip
+
+
+def test_the_ledger_fires_once_per_cooldown_on_postgres(postgres_server: str) -> None:
+    url = postgres_server.replace("postgresql://", "postgresql+psycopg://") + "/alerts"
+    clock, launcher = Clock(), RecordingLauncher(delay_s=0.2)
+    racers = [trigger_on(url, launcher, clock) for _ in range(4)]  # four watchers, one engine each
+    start, outcomes = threading.Barrier(len(racers)), []
+
+    def watch(trigger: RetrainingTrigger) -> None:
+        start.wait()
+        outcomes.append(trigger.decide(drift(True), "/r.html").outcome)
+
+    threads = [threading.Thread(target=watch, args=(racer,)) for racer in racers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == [FIRED] + [SUPPRESSED] * 3 and len(launcher.configs) == 1
+
+    restarted = trigger_on(url, RecordingLauncher(fail_first=1), clock)
+    clock.advance(hours=23)
+    assert restarted.decide(drift(True), "/r.html").outcome == SUPPRESSED
+    assert restarted.decide(performance(True), "/p.json").outcome == FAILED  # not burnt:
+    assert restarted.decide(performance(True), "/p.json").outcome == FIRED  # retried
+    clock.advance(hours=1)
+    assert restarted.decide(drift(True), "/r.html").outcome == FIRED  # cool-down over
+    history = [(d.cause.kind, d.outcome) for d in restarted.ledger.decisions()]
+    assert history.count(("drift", FIRED)) == 2 and len(history) == 8
+    for trigger in [*racers, restarted]:
+        trigger.ledger.close()

@@ -1,0 +1,404 @@
+"""The retraining trigger: once per cause per cool-down, durable across restarts and races."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from fraudrisk.config import Settings
+from fraudrisk.monitoring.results import DayPerformance, DriftResult, PerformanceResult
+from fraudrisk.monitoring.trigger import (
+    CAUSE_TAG,
+    FAILED,
+    FIRED,
+    NO_TRIGGER,
+    REPORT_TAG,
+    SUPPRESSED,
+    Cause,
+    RetrainingTrigger,
+    TriggerLedger,
+    TriggerOptions,
+)
+from fraudrisk.training.launch import LaunchResult
+
+T0 = dt.datetime(2024, 6, 3, 12, tzinfo=dt.UTC)
+MODEL = "models:/fraud-risk@champion"
+
+
+def drift(drifted: bool, model_uri: str = MODEL, share: float | None = None) -> DriftResult:
+    """A drift result as ``drift_report`` returns it; ``drifted`` sets the verdict."""
+    features = ["amount_mean_1d", "terminal_risk_7d"] if drifted else []
+    return DriftResult(
+        model_uri=model_uri, model_version="3", source="lake", start=dt.date(2018, 9, 1),
+        end=dt.date(2018, 9, 7), rows=10_000, sampled_rows=10_000, drift_detected=drifted,
+        drift_share=share if share is not None else (0.5 if drifted else 0.05),
+        drifted_features=features, feature_scores={"amount_mean_1d": 0.3 if drifted else 0.01},
+        report="/reports/drift.html", report_json="/reports/drift.json",
+    )  # fmt: skip
+
+
+def performance(dropped: bool, model_uri: str = MODEL) -> PerformanceResult:
+    """A labelled-performance result; ``dropped`` = AP 40 % under the yardstick."""
+    ap = 0.36 if dropped else 0.58
+    day = DayPerformance(day=dt.date(2018, 8, 31), variant="champion", model_version="3",
+                         transactions=9000, frauds=60, average_precision=ap,
+                         card_precision_at_k=0.25, recall_at_budget=0.5)  # fmt: skip
+    return PerformanceResult(
+        model_uri=model_uri, model_version="3", start=dt.date(2018, 8, 25),
+        end=dt.date(2018, 8, 31), days=[day], average_precision=ap,
+        expected_average_precision=0.6, drop=(0.6 - ap) / 0.6, drop_detected=dropped,
+    )  # fmt: skip
+
+
+class Clock:
+    """A clock the test moves."""
+
+    def __init__(self, now: dt.datetime = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += dt.timedelta(**delta)
+
+
+class RecordingLauncher:
+    """Records each training configuration; answers with a new version (or fails on demand)."""
+
+    def __init__(self, fail_first: int = 0, state: str = "SUCCEEDED", delay_s: float = 0.0,
+                 version: bool = True) -> None:  # fmt: skip
+        self.configs: list[Any] = []
+        self.fail_first, self.state, self.delay_s, self.version = (
+            fail_first,
+            state,
+            delay_s,
+            version,
+        )
+        self._lock = threading.Lock()
+
+    def __call__(self, config: Any) -> LaunchResult:
+        with self._lock:
+            self.configs.append(config)
+            calls = len(self.configs)
+        time.sleep(self.delay_s)
+        if calls <= self.fail_first:
+            raise RuntimeError("Task 'tune' finished with status FAILURE")
+        return LaunchResult(where="remote", host="https://kfp.example", run_id=f"run-{calls}",
+                            state=self.state, version=str(calls) if self.version else None,
+                            seconds=0.1)  # fmt: skip
+
+
+class RecordingTagger:
+    def __init__(self) -> None:
+        self.tags: dict[str, dict[str, str]] = {}
+
+    def __call__(self, version: str, tags: dict[str, str]) -> None:
+        self.tags[version] = tags
+
+
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'platform.db'}"
+
+
+def make_trigger(
+    tmp_path: Path,
+    launcher: Any,
+    clock: Clock | None = None,
+    cooldown_hours: float = 168.0,
+    tagger: Any = None,
+) -> RetrainingTrigger:
+    """A trigger over the SQLite ledger in ``tmp_path`` (a new one = a restarted watcher)."""
+    settings = Settings(home=tmp_path / "home")
+    ledger = TriggerLedger(db_url(tmp_path), clock=clock or Clock())
+    options = TriggerOptions(cooldown_hours=cooldown_hours)
+    return RetrainingTrigger(settings, ledger, options, launcher=launcher,
+                             tagger=tagger or RecordingTagger())  # fmt: skip
+
+
+def test_an_undrifted_result_is_recorded_and_launches_nothing(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    trigger = make_trigger(tmp_path, launcher)
+    decision = trigger.decide(drift(False), "/reports/drift.html")
+    assert decision.outcome == NO_TRIGGER and launcher.configs == []
+    assert decision.evidence["drift_share"] == 0.05
+    assert [d.outcome for d in trigger.ledger.decisions()] == [NO_TRIGGER]
+
+
+def test_a_drifted_result_fires_training_through_the_gates_and_tags_the_version(
+    tmp_path: Path,
+) -> None:
+    launcher, tagger = RecordingLauncher(), RecordingTagger()
+    trigger = make_trigger(tmp_path, launcher, tagger=tagger)
+    decision = trigger.decide(drift(True), "/reports/drift.html")
+    assert decision.outcome == FIRED and decision.cause == Cause("fraud-risk", "drift")
+    assert (decision.run_id, decision.run_state, decision.registered_version) == (
+        "run-1", "SUCCEEDED", "1")  # fmt: skip
+    assert decision.report == "/reports/drift.html" and decision.decided_at == T0
+    assert decision.evidence["drifted_features"] == ["amount_mean_1d", "terminal_risk_7d"]
+    (config,) = launcher.configs
+    assert config.bootstrap is False  # never straight to champion
+    assert tagger.tags["1"][CAUSE_TAG] == "drift"
+    assert tagger.tags["1"][REPORT_TAG] == "/reports/drift.html"
+
+
+def test_bootstrap_is_forced_off_even_when_the_training_config_turns_it_on(
+    tmp_path: Path,
+) -> None:
+    config_file = tmp_path / "training.yaml"
+    config_file.write_text("n_trials: 2\nbootstrap: true\n")
+    launcher = RecordingLauncher()
+    trigger = make_trigger(tmp_path, launcher)
+    trigger.options = TriggerOptions(cooldown_hours=1, training_config=config_file)
+    trigger.decide(drift(True), "/r.html")
+    assert launcher.configs[0].n_trials == 2 and launcher.configs[0].bootstrap is False
+
+
+def test_one_run_per_cause_per_cooldown(tmp_path: Path) -> None:
+    clock, launcher = Clock(), RecordingLauncher()
+    trigger = make_trigger(tmp_path, launcher, clock, cooldown_hours=24)
+    assert trigger.decide(drift(True), "/r1.html").outcome == FIRED
+    clock.advance(hours=23, minutes=59)
+    suppressed = trigger.decide(drift(True), "/r2.html")
+    assert suppressed.outcome == SUPPRESSED and "decision 1 (fired)" in suppressed.detail
+    assert len(launcher.configs) == 1
+    clock.advance(minutes=1)  # the cool-down is over: the drift still there fires again
+    again = trigger.decide(drift(True), "/r3.html")
+    assert again.outcome == FIRED and again.report == "/r3.html"
+    assert len(launcher.configs) == 2
+    outcomes = [d.outcome for d in trigger.ledger.decisions(Cause("fraud-risk", "drift"))]
+    assert outcomes == [FIRED, SUPPRESSED, FIRED]
+
+
+def test_a_restarted_watcher_does_not_fire_twice(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    first = make_trigger(tmp_path, launcher)
+    assert first.decide(drift(True), "/r.html").outcome == FIRED
+    first.ledger.close()
+    restarted = make_trigger(tmp_path, launcher, Clock(T0 + dt.timedelta(hours=1)))
+    assert restarted.decide(drift(True), "/r.html").outcome == SUPPRESSED
+    assert len(launcher.configs) == 1
+
+
+RESTART_SCRIPT = """
+import datetime as dt, sys
+from fraudrisk.config import Settings
+from fraudrisk.monitoring.results import DriftResult
+from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerLedger, TriggerOptions
+url, now, result = sys.argv[1], dt.datetime.fromisoformat(sys.argv[2]), sys.argv[3]
+launches = []
+ledger = TriggerLedger(url, clock=lambda: now)
+trigger = RetrainingTrigger(Settings(), ledger, TriggerOptions(cooldown_hours=168),
+                            launcher=launches.append, tagger=lambda *_: None)
+print(trigger.decide(DriftResult.model_validate_json(result), "/r.html").outcome, len(launches))
+"""
+
+
+def test_a_watcher_restarted_as_a_new_process_does_not_fire_twice(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    assert make_trigger(tmp_path, launcher).decide(drift(True), "/r.html").outcome == FIRED
+    later = (T0 + dt.timedelta(hours=5)).isoformat()  # within the week of cool-down
+    arguments = [db_url(tmp_path), later, drift(True).model_dump_json()]
+    done = subprocess.run([sys.executable, "-c", RESTART_SCRIPT, *arguments], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    assert done.stdout.split() == [SUPPRESSED, "0"]
+    assert len(launcher.configs) == 1
+
+
+def race(tmp_path: Path, ledger_type: type[TriggerLedger], watchers: int = 4) -> list[str]:
+    """``watchers`` triggers (one engine each) decide about the same drift at once."""
+    launcher = RecordingLauncher(delay_s=0.2)
+    triggers = [make_trigger(tmp_path, launcher) for _ in range(watchers)]
+    for trigger in triggers:
+        trigger.ledger = ledger_type(db_url(tmp_path), Clock())
+    start = threading.Barrier(watchers)
+    outcomes: list[str] = []
+
+    def watch(trigger: RetrainingTrigger) -> None:
+        start.wait()
+        outcomes.append(trigger.decide(drift(True), "/r.html").outcome)
+
+    threads = [threading.Thread(target=watch, args=(t,)) for t in triggers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(launcher.configs) == outcomes.count(FIRED)
+    return sorted(outcomes)
+
+
+def test_two_watchers_racing_fire_once(tmp_path: Path) -> None:
+    assert race(tmp_path, TriggerLedger) == [FIRED] + [SUPPRESSED] * 3
+
+
+def test_two_causes_fire_independently(tmp_path: Path) -> None:
+    launcher = RecordingLauncher()
+    trigger = make_trigger(tmp_path, launcher)
+    assert trigger.decide(drift(True), "/d.html").outcome == FIRED
+    assert trigger.decide(performance(True), "/p.json").outcome == FIRED
+    other = drift(True, model_uri="models:/fraud-risk-eu@champion")
+    assert trigger.decide(other, "/eu.html").outcome == FIRED
+    assert trigger.decide(drift(True), "/d2.html").outcome == SUPPRESSED
+    assert trigger.decide(performance(True), "/p2.json").outcome == SUPPRESSED
+    assert trigger.decide(performance(False), "/p3.json").outcome == NO_TRIGGER
+    assert len(launcher.configs) == 3
+    fired = trigger.ledger.decisions(outcome=FIRED)
+    assert {(d.cause.model_name, d.cause.kind) for d in fired} == {
+        ("fraud-risk", "drift"),
+        ("fraud-risk", "performance"),
+        ("fraud-risk-eu", "drift"),
+    }
+    assert fired[1].evidence["drop"] == pytest.approx(0.4)
+
+
+def test_a_failed_launch_is_recorded_and_does_not_burn_the_cooldown(tmp_path: Path) -> None:
+    clock, launcher = Clock(), RecordingLauncher(fail_first=1)
+    trigger = make_trigger(tmp_path, launcher, clock)
+    failed = trigger.decide(drift(True), "/r.html")
+    assert failed.outcome == FAILED and "status FAILURE" in failed.detail
+    assert failed.registered_version is None
+    clock.advance(hours=1)  # the next check retries
+    retried = trigger.decide(drift(True), "/r.html")
+    assert retried.outcome == FIRED and retried.registered_version == "2"
+    clock.advance(hours=1)
+    assert trigger.decide(drift(True), "/r.html").outcome == SUPPRESSED
+    assert len(launcher.configs) == 2
+
+
+def test_a_run_that_ends_failed_releases_the_claim_too(tmp_path: Path) -> None:
+    launcher = RecordingLauncher(state="FAILED")
+    trigger = make_trigger(tmp_path, launcher)
+    first = trigger.decide(drift(True), "/r.html")
+    assert first.outcome == FAILED and first.run_id == "run-1" and "FAILED" in first.detail
+    assert trigger.decide(drift(True), "/r.html").outcome == FAILED
+    assert len(launcher.configs) == 2
+
+
+def test_a_model_the_gate_rejected_keeps_the_cooldown(tmp_path: Path) -> None:
+    launcher, tagger = RecordingLauncher(version=False), RecordingTagger()
+    trigger = make_trigger(tmp_path, launcher, tagger=tagger)
+    fired = trigger.decide(drift(True), "/r.html")
+    assert fired.outcome == FIRED and fired.registered_version is None
+    assert "gate rejected" in fired.detail and tagger.tags == {}
+    assert trigger.decide(drift(True), "/r.html").outcome == SUPPRESSED
+
+
+def test_a_failing_tagger_still_records_the_run(tmp_path: Path) -> None:
+    def tagger(version: str, tags: dict[str, str]) -> None:
+        raise ConnectionError("registry down")
+
+    trigger = make_trigger(tmp_path, RecordingLauncher(), tagger=tagger)
+    decision = trigger.decide(drift(True), "/r.html")
+    assert decision.outcome == FIRED and decision.registered_version == "1"
+    assert "registry down" in decision.detail
+
+
+class InMemoryFlagLedger(TriggerLedger):
+    """Negative control: fire-once kept in the object, not in the database."""
+
+    def __init__(self, url: str, clock: Any) -> None:
+        super().__init__(url, clock)
+        self.fired: set[Cause] = set()
+
+    def _claim(self, connection: Any, cause: Cause, now: Any, cutoff: Any) -> bool:
+        granted = cause not in self.fired
+        self.fired.add(cause)
+        return granted
+
+
+def test_negative_control_an_in_memory_flag_fires_twice_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    launcher = RecordingLauncher()
+    outcomes = []
+    for _restart in range(2):
+        ledger = InMemoryFlagLedger(db_url(tmp_path), Clock())
+        trigger = RetrainingTrigger(Settings(home=tmp_path), ledger,
+                                    TriggerOptions(cooldown_hours=168), launcher=launcher,
+                                    tagger=RecordingTagger())  # fmt: skip
+        outcomes.append(trigger.decide(drift(True), "/r.html").outcome)
+        ledger.close()
+    # The property the real ledger keeps (one run per cool-down) is violated: the test above
+    # (test_a_restarted_watcher_does_not_fire_twice) would fail on this ledger.
+    assert outcomes == [FIRED, FIRED] and len(launcher.configs) == 2
+
+
+def test_negative_control_racing_watchers_with_in_memory_flags_all_fire(tmp_path: Path) -> None:
+    assert race(tmp_path, InMemoryFlagLedger) == [FIRED] * 4
+
+
+def test_the_ledger_refuses_other_databases() -> None:
+    with pytest.raises(ValueError, match="SQLite and PostgreSQL"):
+        TriggerLedger("mysql+pymysql://u@localhost/db")
+
+
+def test_the_real_tagger_tags_the_registered_version_in_mlflow(tmp_path: Path) -> None:
+    from fraudrisk.training.registry import mlflow_client
+
+    settings = Settings(home=tmp_path / "home")
+    client = mlflow_client(settings)
+
+    def launch(config: Any) -> LaunchResult:  # the pipeline's register step, in short
+        client.create_registered_model("fraud-risk")
+        source = tmp_path / "model"
+        source.mkdir()
+        version = client.create_model_version("fraud-risk", str(source))
+        return LaunchResult(where="local", state="SUCCEEDED", version=str(version.version),
+                            seconds=1.0, task_log=tmp_path / "task.log")  # fmt: skip
+
+    ledger = TriggerLedger(db_url(tmp_path))
+    trigger = RetrainingTrigger(settings, ledger, TriggerOptions(cooldown_hours=1),
+                                launcher=launch)  # fmt: skip
+    decision = trigger.decide(performance(True), "/reports/performance.json")
+    assert decision.outcome == FIRED and decision.run_id == f"local:{tmp_path / 'task.log'}"
+    tags = client.get_model_version("fraud-risk", "1").tags
+    assert tags[CAUSE_TAG] == "performance"
+    assert tags[REPORT_TAG] == "/reports/performance.json"
+    assert ledger.decisions()[0].evidence["model_version"] == "3"
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_a_real_kfp_local_launch_registers_a_tagged_challenger_never_champion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default launcher: kfp.local trains on a small lake; the gate makes it challenger."""
+    from tests.support.data import PERMISSIVE, build_lake
+
+    from fraudrisk.config import get_settings
+    from fraudrisk.training import registry
+
+    monkeypatch.setenv("FRAUDRISK_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KFP_HOST", raising=False)
+    get_settings.cache_clear()
+    try:
+        table_uri, lake_uri = build_lake(tmp_path, customers=100)
+        config = tmp_path / "training.yaml"
+        config.write_text(yaml.safe_dump({
+            "table_uri": table_uri, "lake_uri": lake_uri, "n_trials": 1, "timeout_s": 0.0,
+            "window_days": 14, "bootstrap": True,  # the trigger turns it off
+            "gate": PERMISSIVE.model_dump()}))  # fmt: skip
+        settings = get_settings()
+        ledger = TriggerLedger(settings.db_url)
+        trigger = RetrainingTrigger(settings, ledger, TriggerOptions(168, training_config=config))
+        fired = trigger.decide(drift(True), "/reports/drift.html")
+        assert fired.outcome == FIRED, fired.detail
+        assert (
+            fired.registered_version == "1" and fired.run_id and fired.run_id.startswith("local:")
+        )
+        assert registry.get_alias_version(settings, registry.CHALLENGER) == "1"
+        assert registry.get_alias_version(settings, registry.CHAMPION) is None
+        tags = registry.mlflow_client(settings).get_model_version("fraud-risk", "1").tags
+        assert tags[CAUSE_TAG] == "drift" and tags[REPORT_TAG] == "/reports/drift.html"
+        assert trigger.decide(drift(True), "/reports/drift.html").outcome == SUPPRESSED
+        ledger.close()
+    finally:
+        get_settings.cache_clear()
