@@ -76,12 +76,21 @@ def summarise_lake(lake: Lake, settings: Settings) -> bool:
     return report.ok
 
 
-def build_feature_table(settings: Settings, table_uri: str) -> None:
-    """Step 3: the Spark batch feature job over the lake."""
+def build_feature_table(settings: Settings, table_uri: str, title: str | None = None) -> None:
+    """Step 3 (and step 8 again): the Spark batch feature job over the lake.
+
+    Args:
+        settings: Platform settings.
+        table_uri: The feature table to write.
+        title: A heading printed instead of step 3's rule, or None.
+    """
     from fraudrisk.features.batch import build_features
     from fraudrisk.features.spark import get_spark
 
-    console.rule("[bold]3. build the features with Spark (local[*])")
+    if title is None:
+        console.rule("[bold]3. build the features with Spark (local[*])")
+    else:
+        console.print(title)
     began = time.perf_counter()
     with console.status("starting Spark and building features"):
         spark = get_spark(app_name="fraudrisk-demo")

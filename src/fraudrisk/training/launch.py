@@ -19,6 +19,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Protocol, TextIO
@@ -145,7 +146,10 @@ def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> 
         _environ("FRAUDRISK_HOME", str(home)),
         contextlib.chdir(workdir),
         _task_output(log),
+        warnings.catch_warnings(),
     ):
+        # kfp.local warns on each task that our image is not a stock Python one: it is known.
+        warnings.filterwarnings("ignore", "You may be attemping", RuntimeWarning)
         run_local(PIPELINE, arguments)
     return workdir / "local_outputs"
 
