@@ -61,6 +61,7 @@ bench: install ## Print the benchmark tables (simulator, features, serving), eac
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/features_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py --out docs/serving-benchmark.md
+	$(BIN)/python benchmarks/drift_cost.py
 
 clean: ## Remove the venv and the embedded state
 	rm -rf $(VENV) .fraudrisk .pytest_cache .mypy_cache .ruff_cache
