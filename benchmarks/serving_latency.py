@@ -5,8 +5,9 @@ last week, so the online store's entity state is read as in production — from 
 load generator of ``loadgen.py`` (latency from the scheduled send time, no coordinated
 omission), one system at a time on this machine, each started fresh and stopped after:
 
-* **ours** — ``python -m serving`` (KServe ``ModelServer``, features computed in-process from
-  the Feast online store's entity state, calibrated XGBoost, decision and reason codes);
+* **ours** — ``python -m serving --workers N`` (KServe ``ModelServer`` with N worker processes,
+  one per core by default; the lean V2 route; features computed in-process from the Feast
+  online store's entity state, calibrated XGBoost, decision, reason codes for flagged ones);
 * **baseline** — MLServer + ``mlserver-xgboost`` (own venv, from PyPI) serving the same booster,
   behind ``baseline_mlserver/hop.py`` (FastAPI: Feast ``get_online_features`` → the same 19
   features → MLServer V2 over HTTP → uncalibrated probability).
@@ -33,12 +34,11 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import signal
 import socket
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,9 @@ class Config:
     loose_bound_ms: float = 50.0
     rounds: int = 2
     quiet_wait_s: float = 20.0
+    workers: int = os.cpu_count() or 1  # our server's worker processes: one per core
+    noise_cores: float = 0.5  # a run during which other processes took more is repeated
+    noise_retries: int = 2
 
     def fixed_plan(self) -> LoadPlan:
         """The run at the target rate."""
@@ -97,6 +100,7 @@ QUICK = Config(
     ladder_factor=1.5,
     rounds=1,
     quiet_wait_s=10.0,
+    noise_retries=1,
 )
 
 
@@ -107,7 +111,6 @@ class System:
     name: str
     commands: list[Command]
     infer_url: str
-    trace_log: bool = False  # KServe's per-request timing lines: the FastAPI app's own time
 
 
 def free_port() -> int:
@@ -147,13 +150,13 @@ def _champion_exists(settings: Any) -> bool:
     return not alias or get_alias_version(settings, alias) is not None
 
 
-def ours(home: Path, extra_env: dict[str, str]) -> System:
-    """Our scorer: ``python -m serving`` on a free port (``extra_env`` added to its settings)."""
+def ours(home: Path, extra_env: dict[str, str], workers: int) -> System:
+    """Our scorer: ``python -m serving --workers N`` on a free port (``extra_env`` added)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}/v2/models/fraud-risk"
-    argv = [sys.executable, "-m", "serving", "--http_port", str(port)]
+    argv = [sys.executable, "-m", "serving", "--http_port", str(port), "--workers", str(workers)]
     env = {"FRAUDRISK_HOME": str(home), **extra_env}
-    return System("ours", [Command(argv, env, f"{url}/ready", REPO_ROOT)], f"{url}/infer", True)
+    return System("ours", [Command(argv, env, f"{url}/ready", REPO_ROOT)], f"{url}/infer")
 
 
 def baseline(home: Path, work: Path, venv: Path, model_uri: str) -> System:
@@ -193,13 +196,24 @@ def wait_quiet(pids: list[int], max_wait_s: float, threshold: float = 0.3) -> fl
 def step(
     url: str, bodies: list[bytes], plan: LoadPlan, pids: list[int], config: Config
 ) -> LoadResult:
-    """One measured run after waiting for a quiet machine; its ``other_cores`` recorded."""
-    wait_quiet(pids, config.quiet_wait_s)
-    with Contention(pids) as contention:
-        result = run_load(url, bodies, plan)
-    result.other_cores = contention.other_cores
-    result.server_cpu_ms = contention.server_cpu_s * 1e3 / plan.total
-    return result
+    """One measured run on as quiet a machine as it gets; its ``other_cores`` recorded.
+
+    A run during which other processes took more than ``config.noise_cores`` is repeated (at
+    most ``config.noise_retries`` times) and the least disturbed one is kept: the benchmark
+    measures the systems, not the neighbours' jobs, and both systems get the same treatment.
+    """
+    runs: list[LoadResult] = []
+    for _ in range(1 + config.noise_retries):
+        wait_quiet(pids, config.quiet_wait_s)
+        with Contention(pids) as contention:
+            result = run_load(url, bodies, plan)
+        result.other_cores = contention.other_cores
+        result.server_cpu_ms = contention.server_cpu_s * 1e3 / plan.total
+        runs.append(result)
+        if not result.other_cores > config.noise_cores:
+            break
+        console.print(f"  (other processes took {result.other_cores:.2f} cores: run again)")
+    return min(runs, key=lambda r: r.other_cores if r.other_cores == r.other_cores else 0.0)
 
 
 class Ladder:
@@ -253,27 +267,12 @@ class Ladder:
         return sorted(self.points, key=lambda p: p["rate"])
 
 
-def handler_times(log: Path, offset: int, warm_share: float) -> np.ndarray:
-    """The FastAPI app's wall time of each ``.../infer`` call logged after ``offset`` (s).
-
-    KServe's ``TimingMiddleware`` logs it per request (``kserve.trace``); empty if it does not.
-    """
-    with log.open("rb") as handle:
-        handle.seek(offset)
-        text = handle.read().decode(errors="replace")
-    pattern = r"kserve\.io\.v2\.models\.[\w-]+\.infer: ([0-9.e-]+) \[[^\]]*'time:wall'"
-    values = np.array([float(v) for v in re.findall(pattern, text)])
-    return values[int(len(values) * warm_share) :]
-
-
 def measure(system: System, bodies: list[bytes], config: Config, logs: Path, tag: str) -> Measured:
     """Start ``system``, run the fixed rate then the ladder, stop it."""
     log = logs / f"{system.name}-{tag}.log"
     console.print(f"[bold]{system.name}[/] ({tag}): starting, log {log}")
     with ServerGroup(system.commands, log) as group:
-        offset, plan = log.stat().st_size, config.fixed_plan()
-        fixed = step(system.infer_url, bodies, plan, group.pids, config)
-        handler = handler_times(log, offset, plan.warm / plan.total) if system.trace_log else None
+        fixed = step(system.infer_url, bodies, config.fixed_plan(), group.pids, config)
         summary = fixed.summary()
         console.print(
             f"  {config.rate:.0f} rps fixed: p50 {summary['p50_ms']:.2f} ms, p99 "
@@ -281,7 +280,7 @@ def measure(system: System, bodies: list[bytes], config: Config, logs: Path, tag
             f"other load {fixed.other_cores:.2f} cores"
         )
         curve = Ladder(system.infer_url, bodies, config, group.pids).run()
-    return Measured(system.name, fixed, curve, fixed.other_cores, handler)
+    return Measured(system.name, fixed, curve, fixed.other_cores)
 
 
 def run_rounds(
@@ -304,60 +303,121 @@ class Measured:
     fixed: LoadResult
     curve: list[dict[str, float]]
     other_cores: float
-    handler_s: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------ where time goes
 def stage_times(settings: Any, bodies: list[bytes]) -> dict[str, np.ndarray] | str:
-    """Our scorer's stages timed in-process per single-transaction request (seconds).
+    """Our scorer's stages timed in-process per single-transaction request (thread CPU s).
 
+    The stages as the lean V2 route runs them; the last row is the whole ASGI app (KServe's
+    ModelServer app behind :class:`~fraudrisk.inference.asgi.ScorerApp`) without the network.
     Returns the timings by stage, or why they could not be taken.
     """
-    import json
-
     try:
-        from kserve.protocol.infer_type import InferRequest
-        from kserve.protocol.rest.v2_datamodels import InferenceRequest
-
-        from fraudrisk.inference.features import batch_features
+        with _argv_alone():  # KServe parses sys.argv on import: --work would read as --workers
+            import kserve.model_server  # noqa: F401
+        from fraudrisk.inference.asgi import decode_v2
+        from fraudrisk.inference.features import single_features
         from fraudrisk.inference.model import load_model
-        from fraudrisk.inference.policy import reason_codes
+        from fraudrisk.inference.policy import decide, reason_codes, thresholds_of
         from fraudrisk.inference.protocol import parse_v2
         from fraudrisk.inference.state import FeastStateReader
 
         model = load_model(settings, settings.serving.model_uri)
         reader = FeastStateReader.from_settings(settings)
+        thresholds = thresholds_of(model.card, settings.serving)
     except Exception as error:  # the inference API moved: report, do not fail the run
         return f"{type(error).__name__}: {error}"
-    explain = model.contributions
-    if explain is None:
-        return f"{model.kind} model: no reason codes to time"
-    names, top = model.feature_names, settings.serving.reason_codes
+    names, top, explain = model.feature_names, settings.serving.reason_codes, model.contributions
+
+    def decide_and_explain(scored: tuple[np.ndarray, np.ndarray]) -> Any:
+        matrix, risk = scored  # as served: only review and decline are explained
+        flagged = decide(risk, *thresholds) != "approve"
+        if explain is None or not flagged.any():
+            return flagged
+        return reason_codes(explain(matrix[flagged]), matrix[flagged], names, top)
+
     steps: dict[str, Callable[[Any], Any]] = {
-        "V2 decode + validate": lambda d: parse_v2(
-            InferRequest.from_inference_request(InferenceRequest(**d), "fraud-risk").inputs
+        "V2 decode (lean route) + validate": lambda body: parse_v2(
+            decode_v2(body, "fraud-risk").inputs  # type: ignore[union-attr]
         ),
         "entity state read (online store)": lambda b: (
             b,
             reader.read(b.customer_id.tolist(), b.terminal_id.tolist()),
         ),
-        "19 features (kernel)": lambda bs: batch_features(
+        "19 features (single-transaction path)": lambda bs: single_features(
             bs[0], bs[1].customers, bs[1].terminals, names
         ),
-        "booster + calibration": lambda m: (m, model.probability(m)),
-        "SHAP contributions + reason codes": lambda mp: reason_codes(
-            explain(mp[0]), mp[0], names, top
-        ),
+        "trees (numpy walker) + calibration": lambda m: (m, model.probability(m)),
+        "decision + reason codes (flagged only)": decide_and_explain,
     }
     times: dict[str, list[float]] = {name: [] for name in steps}
     for body in bodies:
-        value: Any = json.loads(body)
-        for name, step in steps.items():
+        value: Any = body
+        for name, stage in steps.items():
             began = time.thread_time()  # CPU time: immune to other processes' preemption
-            value = step(value)
+            value = stage(value)
             times[name].append(time.thread_time() - began)
     skip = min(200, len(bodies) // 10)  # first calls warm caches
-    return {name: np.array(values[skip:]) for name, values in times.items()}
+    stages = {name: np.array(values[skip:]) for name, values in times.items()}
+    whole = app_times(settings, bodies)
+    if whole is not None:
+        stages["whole app, in-process (ScorerApp + KServe, no network)"] = whole[skip:]
+    return stages
+
+
+@contextlib.contextmanager
+def _argv_alone() -> Iterator[None]:
+    """``sys.argv`` without this script's options for a while."""
+    saved = sys.argv
+    sys.argv = saved[:1]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def app_times(settings: Any, bodies: list[bytes]) -> np.ndarray | None:
+    """Thread CPU time of each V2 request through the served ASGI app, called in-process."""
+    import asyncio
+
+    from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+    from kserve.protocol.rest.server import RESTServer
+
+    from fraudrisk.inference.asgi import ScorerApp
+    from fraudrisk.inference.server import build_server
+    from fraudrisk.inference.service import FraudRiskModel, ServiceSpec
+
+    model = FraudRiskModel(ServiceSpec.from_settings(settings), settings)
+    if not model.load():
+        return None
+    server = build_server(model, http_port=0)
+    rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane,
+                      server.model_repository_extension, 0)  # fmt: skip
+    rest.create_application()
+    app = ScorerApp(server.dataplane)
+
+    async def call(body: bytes) -> float:
+        scope = {"type": "http", "method": "POST", "path": "/v2/models/fraud-risk/infer",
+                 "headers": [(b"content-type", b"application/json")], "query_string": b"",
+                 "http_version": "1.1", "scheme": "http", "root_path": "",
+                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        began = time.thread_time()
+        await app(scope, receive, send)
+        return time.thread_time() - began
+
+    async def run_all() -> list[float]:
+        return [await call(body) for body in bodies]
+
+    return np.array(asyncio.run(run_all()))
 
 
 # ---------------------------------------------------------------------------------- report
@@ -402,10 +462,12 @@ def machine_line(results: dict[str, list[Measured]]) -> str:
                 break
     other = [m.other_cores for ms in results.values() for m in ms]
     noise = f"{np.nanmean(other):.2f}" if other and not np.all(np.isnan(other)) else "n/a"
+    load = " / ".join(f"{v:.2f}" for v in os.getloadavg())
     return (
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · {model} · "
         f"{platform.system()} {platform.release()} · Python {platform.python_version()} · "
-        f"other processes used {noise} cores on average during the runs (shared machine)"
+        f"other processes used {noise} cores on average during the runs (shared machine) · "
+        f"load average at the end (1 / 5 / 15 min): {load}"
     )
 
 
@@ -439,7 +501,7 @@ def fixed_rows(results: dict[str, list[Measured]], config: Config) -> list[str]:
         caps = " | ".join("{:.0f} ({})".format(*_caps(rounds, b)) for b in bounds)
         p50, p99 = (_with_rounds(s[k], rounds, f"{k}_ms") for k in ("p50", "p99"))
         rows.append(
-            f"| {LABELS[name]} | {config.rate:.0f} | {s['achieved']:.1f} | {p50} | "
+            f"| {label(name, config)} | {config.rate:.0f} | {s['achieved']:.1f} | {p50} | "
             f"{s['p90']:.2f} | {p99} | {s['max']:.1f} | {s['errors']:.0f} "
             f"of {s['measured']:.0f} | {s['server_cpu_ms']:.2f} | {s['other_cores']:.2f} "
             f"| {caps} |"
@@ -513,22 +575,17 @@ def stage_rows(stages: dict[str, np.ndarray] | str | None, results: dict[str, An
         "| ours, one transaction | p50 ms | p99 ms | measured as |",
         "|---|---|---|---|",
     ]
-    total = np.sum(list(stages.values()), axis=0)
-    for name, values in [*stages.items(), ("sum of the stages", total)]:
+    parts = {name: v for name, v in stages.items() if not name.startswith("whole app")}
+    total = np.sum(list(parts.values()), axis=0)
+    whole = [(name, v) for name, v in stages.items() if name not in parts]
+    for name, values in [*parts.items(), ("sum of the stages", total), *whole]:
         p50, p99 = np.percentile(values * 1e3, [50, 99])
         rows.append(f"| {name} | {p50:.3f} | {p99:.3f} | thread CPU time, in-process |")
     if "ours" in results:
         s = pooled(results["ours"])
         rows.append(
-            f"| server process per request at {TARGET_RATE:.0f} rps | {s['server_cpu_ms']:.3f} "
-            "(mean) | — | process CPU time ÷ requests |"
-        )
-    handler = [m.handler_s for m in results.get("ours", []) if m.handler_s is not None]
-    if handler and len(np.concatenate(handler)):
-        p50, p99 = np.percentile(np.concatenate(handler) * 1e3, [50, 99])
-        rows.append(
-            f"| FastAPI app at {TARGET_RATE:.0f} rps | {p50:.3f} | {p99:.3f} "
-            "| wall time, KServe timing log |"
+            f"| server processes per request at {TARGET_RATE:.0f} rps | {s['server_cpu_ms']:.3f} "
+            "(mean) | — | CPU time of the server and its workers ÷ requests |"
         )
     if "ours" in results:
         rows.append(
@@ -538,10 +595,14 @@ def stage_rows(stages: dict[str, np.ndarray] | str | None, results: dict[str, An
     return rows
 
 
-LABELS = {
-    "ours": "ours: KServe ModelServer, features in-process, calibrated + decision + 3 reasons",
-    "baseline": "baseline: hop (FastAPI, Feast get_online_features) → MLServer + mlserver-xgboost",
-}
+def label(name: str, config: Config) -> str:
+    """A system's name in the tables."""
+    if name == "ours":
+        return (
+            f"ours: KServe ModelServer, {config.workers} worker(s), features in-process, "
+            "calibrated + decision + reasons for flagged"
+        )
+    return "baseline: hop (FastAPI, Feast get_online_features) → MLServer + mlserver-xgboost"
 
 
 def notes(results: dict[str, list[Measured]], config: Config, n_bodies: int) -> list[str]:
@@ -562,7 +623,9 @@ def notes(results: dict[str, list[Measured]], config: Config, n_bodies: int) -> 
         "its p99 is within it, with no errors and ≥ 95 % of the offered rate achieved; the "
         "capacity at a bound is the highest rate at which a run held it (struck through: "
         f"did not hold {config.p99_bound_ms:g} ms). Each system waits (≤ "
-        f"{config.quiet_wait_s:g} s) for the other processes to calm down before every run.",
+        f"{config.quiet_wait_s:g} s) for the other processes to calm down before every run, "
+        f"and a run during which they took more than {config.noise_cores:g} cores is repeated "
+        f"(≤ {config.noise_retries} times, the least disturbed one kept).",
         "- Same booster: the champion's XGBoost, exported with `save_model` into an MLServer "
         f"repository ({', '.join(MLSERVER_PINS)}, own venv). The baseline answers the "
         "**uncalibrated** booster probability only — no calibration, decision or reason codes; "
@@ -570,9 +633,11 @@ def notes(results: dict[str, list[Measured]], config: Config, n_bodies: int) -> 
         "online entity state.",
         "- Baseline configuration (its best stock knobs): MLServer `parallel_workers` 0 "
         "(inference in the server process), metrics server off, `debug` off, "
-        "`OMP_NUM_THREADS=1`; hop: uvicorn, access log off. Ours as shipped (one uvicorn "
-        "worker, INFO request logging). Ours is one process; the baseline is two (hop + "
-        "MLServer) and can use both cores.",
+        "`OMP_NUM_THREADS=1`; hop: uvicorn, access log off; two processes (hop + MLServer), "
+        f"so it can use both cores. Ours: `python -m serving --workers {config.workers}` — "
+        f"KServe's ModelServer with {config.workers} worker process(es) on one port, each "
+        "with its own model copy, the lean V2 route, per-request log lines off (as shipped); "
+        "reason codes for transactions sent to review or declined (the default).",
         "- The load generator shares the 2 cores: "
         + ", ".join(f"{n} run {100 * c:.0f} % of a core" for n, c in cpu.items())
         + f" at {config.rate:.0f} rps.",
@@ -638,6 +703,9 @@ def parse_args() -> Args:
     parser.add_argument("--rounds", type=int, help="Rounds (default 2, quick 1).")
     parser.add_argument("--duration", type=float, help="Seconds of the fixed-rate run.")
     parser.add_argument("--p99-bound", type=float, help="p99 bound of the ladder (ms).")
+    parser.add_argument(
+        "--workers", type=int, help="Our server's worker processes (default: one per core)."
+    )
     parser.add_argument("--out", type=Path, help="Also write the report here (markdown).")
     parser.add_argument("--no-breakdown", action="store_true", help="Skip the stage timing.")
     parser.add_argument(
@@ -649,7 +717,8 @@ def parse_args() -> Args:
     )
     args = parser.parse_args()
     config = QUICK if args.quick else Config()
-    overrides = {"rounds": args.rounds, "duration_s": args.duration, "p99_bound_ms": args.p99_bound}
+    overrides = {"rounds": args.rounds, "duration_s": args.duration, "p99_bound_ms": args.p99_bound,
+                 "workers": args.workers}  # fmt: skip
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     home = args.home.resolve()
     return Args(
@@ -686,7 +755,7 @@ def main() -> None:
     bodies = lake_bodies(settings.lake_uri)
     systems = []
     if args.only in ("both", "ours"):
-        systems.append(ours(args.home, args.ours_env))
+        systems.append(ours(args.home, args.ours_env, args.config.workers))
     if args.only in ("both", "baseline"):
         systems.append(baseline(args.home, args.work, args.venv, settings.serving.model_uri))
     results = run_rounds(systems, bodies, args.config, logs)

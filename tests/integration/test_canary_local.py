@@ -175,3 +175,44 @@ def test_watch_rolls_back_a_breaching_canary(
 
     traffic.until(champion_streak)
     assert traffic.send(100) == {("champion", champion): 100}
+
+
+def _canary_answers_by_worker(folder: Path) -> list[float]:
+    """Requests each worker process answered with the canary (its own metrics file)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts = []
+    for path in folder.glob("counter_*.db"):
+        samples = [s for m in MultiProcessCollector.merge([str(path)]) for s in m.samples]
+        counts.append(sum(s.value for s in samples if s.name == "fraudrisk_requests_total"
+                          and s.labels.get("variant") == "canary"))  # fmt: skip
+    return counts
+
+
+def test_every_worker_follows_the_manifest(
+    home: ServingHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--workers 2``: each worker watches the manifest; a 100 % canary reaches both."""
+    from fraudrisk.cli import app
+
+    manifest = tmp_path / "inferenceservice.yaml"
+    shutil.copy(ROOT / "manifests" / "local" / "inferenceservice.yaml", manifest)
+    metrics = tmp_path / "metrics"
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(metrics)}
+    args = ("--manifest", str(manifest), "--workers", "2")
+    with scorer_process(home, *args, env=env, wait=False) as (url, _process):
+        wait_until_ready(url, timeout_s=180)
+        monkeypatch.setenv("FRAUDRISK_HOME", str(home.settings.home))
+        get_settings.cache_clear()
+        candidate = _other_version(home)
+        start = ["canary", "start", "--version", candidate, "--percent", "100"]
+        result = CliRunner().invoke(app, [*start, "--manifest", str(manifest), "--endpoint", url])
+        get_settings.cache_clear()
+        assert result.exit_code == 0, result.output
+        traffic, streak, deadline = Traffic(url, home), 0, time.monotonic() + 120
+        while streak < 40:  # a new connection per request: either worker may answer it
+            assert time.monotonic() < deadline, f"no 40 canary answers in a row: {traffic.seen}"
+            with httpx.Client(base_url=url, timeout=10) as traffic.client:
+                streak = streak + 1 if traffic.one()["variant"] == "canary" else 0
+    switched = [n for n in _canary_answers_by_worker(metrics) if n > 0]
+    assert len(switched) == 2, switched  # both workers loaded the canary and answered with it

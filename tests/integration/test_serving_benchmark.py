@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from benchmarks.loadgen import Command, LoadPlan, ServerGroup, lake_bodies, run_load
 from tests.support.serving import ServingHome, build_serving_home
@@ -80,3 +81,21 @@ def test_benchmark_refuses_a_home_without_a_champion(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "make demo" in done.stderr
     assert not (tmp_path / "bench").exists()
+
+
+def test_the_stage_breakdown_times_the_served_path(
+    served: ServingHome, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report's "where our time goes" stages run on a real home, the whole app included."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "benchmarks"))
+    import serving_latency
+
+    bodies = lake_bodies(served.lake_uri, days=7, limit=80)
+    stages = serving_latency.stage_times(served.settings, bodies)
+    assert isinstance(stages, dict), stages
+    assert len(stages) == 6 and "whole app, in-process (ScorerApp + KServe, no network)" in stages
+    for name, seconds in stages.items():
+        assert len(seconds) == len(bodies) - 8, name
+        assert 0 < float(np.median(seconds)) < 0.1, name
+    rows = serving_latency.stage_rows(stages, {})
+    assert any(row.startswith("| sum of the stages |") for row in rows)

@@ -172,3 +172,39 @@ def test_an_unloadable_model_keeps_the_server_unready(home: ServingHome) -> None
         process.wait(timeout=20)
         log = process.log_path.read_text()  # type: ignore[attr-defined]
     assert "NOT READY" in log and "has no alias @nobody" in log
+
+
+def _requests_by_worker(folder: Path) -> dict[str, float]:
+    """Scored requests counted by each worker process (its own multiprocess file)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    counts: dict[str, float] = {}
+    for path in folder.glob("counter_*.db"):
+        for metric in MultiProcessCollector.merge([str(path)]):
+            counts[path.stem] = counts.get(path.stem, 0.0) + sum(
+                s.value for s in metric.samples if s.name == "fraudrisk_requests_total"
+            )
+    return counts
+
+
+def test_two_workers_share_the_port_and_add_up_their_metrics(
+    home: ServingHome, tmp_path: Path
+) -> None:
+    """``--workers 2``: two processes answer on one port; /metrics is their sum."""
+    env = {"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    with scorer_process(home, "--workers", "2", env=env, wait=False) as (base, process):
+        wait_until_ready(base, timeout_s=180)
+        bodies = [v2_body(transactions(home, 1)) for _ in range(60)]
+        for body in bodies:  # a new connection each: the kernel hands them to either worker
+            answer = httpx.post(base + INFER, json=body, timeout=10)
+            assert answer.status_code == 200, answer.text
+        by_worker = _requests_by_worker(tmp_path)
+        text = httpx.get(base + "/metrics", timeout=5).text
+        assert httpx.post(base + INFER, json={"inputs": []}, timeout=10).status_code == 400
+        process.terminate()
+        process.wait(timeout=30)
+        log = process.log_path.read_text()  # type: ignore[attr-defined]
+    assert sum(by_worker.values()) == 60
+    assert len([n for n in by_worker.values() if n > 0]) == 2, by_worker
+    assert 'fraudrisk_requests_total{model="fraud-risk",variant="champion"} 60.0' in text
+    assert log.count("model fraud-risk ready") == 2  # each worker loaded its own copy

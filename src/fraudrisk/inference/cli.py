@@ -38,20 +38,31 @@ def serve(
     retry_seconds: Annotated[
         float, typer.Option(help="Seconds between load attempts while not ready.")
     ] = 30.0,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes sharing the port, each with its own model copy (default: "
+            "FRAUDRISK_SERVING__WORKERS; one per core).",
+        ),
+    ] = None,
 ) -> None:
     """Serve the fraud-risk model over KServe V1 and V2 until Ctrl-C (SIGTERM drains).
 
     With --manifest, the InferenceService's models and traffic split run in this process:
     ``canaryTrafficPercent`` splits requests at random between the stable and the canary
     model, ``traffic-mode: ab`` sticks each customer to one variant, ``shadow`` scores with
-    the candidate without returning it. Metrics per variant on /metrics.
+    the candidate without returning it. Metrics per variant on /metrics (summed over the
+    workers). With --workers N, N processes share the port, each loading (and following the
+    manifest) on its own, as N replicas would.
     """
     from fraudrisk.config import get_settings
-    from fraudrisk.inference.server import build_server
+    from fraudrisk.inference.server import run
     from fraudrisk.inference.service import FraudRiskModel, ServiceSpec
+    from fraudrisk.inference.workers import LOG_FORMAT
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    watcher = None
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     if manifest is not None:
         spec = _plan_spec(manifest)
     else:
@@ -59,17 +70,17 @@ def serve(
         if model_uri:
             spec = ServiceSpec(model_uri, None, spec.split, spec.name)
     settings = get_settings()
-    model = FraudRiskModel(spec, settings)
-    if not model.load():
-        model.keep_loading(retry_seconds)
-    if manifest is not None and watch:
-        from fraudrisk.inference.local import ManifestWatcher
-
-        watcher = ManifestWatcher(manifest, model)
-        watcher.start()
+    count = workers or settings.serving.workers
     port = http_port or settings.serving.http_port
-    err_console.print(f"serving {spec.name} on http://{host}:{port} — {model.describe()}")
-    build_server(model, port, host).start([])
+    model = FraudRiskModel(spec, settings)
+    where = f"serving {spec.name} on http://{host}:{port}"
+    if count > 1:
+        err_console.print(f"{where} — {count} workers, each loading {spec.stable_uri}")
+    else:
+        if not model.load():  # loaded here so the line below says what serves
+            model.keep_loading(retry_seconds)
+        err_console.print(f"{where} — {model.describe()}")
+    run(model, port, host, count, retry_seconds, manifest if watch else None)
 
 
 def _plan_spec(manifest: Path) -> ServiceSpec:
@@ -97,7 +108,7 @@ def register(app: typer.Typer) -> None:
         "serve",
         epilog=examples(
             "fraudrisk serve --manifest manifests/local/inferenceservice.yaml --http-port 8080",
-            "fraudrisk serve --model-uri models:/fraud-risk/3",
+            "fraudrisk serve --model-uri models:/fraud-risk/3 --workers 2",
             "curl -s localhost:8080/v2/models/fraud-risk/ready",
         ),
     )(serve)

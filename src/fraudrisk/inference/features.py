@@ -17,7 +17,15 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudrisk.features import kernel
-from fraudrisk.features.definitions import UNKNOWN_LABEL
+from fraudrisk.features.definitions import (
+    CUSTOMER_HORIZON_SECONDS,
+    DAY,
+    LABEL_DELAY_DAYS,
+    SECONDS_SINCE_PREV_CAP,
+    UNKNOWN_LABEL,
+    VELOCITY_SECONDS,
+    WINDOW_DAYS,
+)
 from fraudrisk.features.online import CustomerState, TerminalState
 
 
@@ -124,3 +132,110 @@ def _terminal_columns(
         np.concatenate([past["event_labels"], unknown]).astype(np.int64),
     )
     return {name: column[n_past:] for name, column in rows.items()}
+
+
+# ------------------------------------------------------------------ one transaction, scalar
+def single_features(
+    batch: TransactionBatch,
+    customers: Mapping[int, CustomerState],
+    terminals: Mapping[int, TerminalState],
+    names: Sequence[str],
+) -> npt.NDArray[np.float32]:
+    """:func:`batch_features` of a one-transaction batch, in plain Python over its ~100 events.
+
+    The kernel's numpy passes (``lexsort``, ``unique``, ``searchsorted`` per window) cost
+    ~0.3 ms of fixed per-call overhead on a single row; here each feature is the same window
+    count or sum written as one scan of the entity's events. Equal to the kernel value for
+    value (the unit tests compare them on random and real states): money is summed in the
+    kernel's integer milli-units, a window holds the events ordered before the transaction by
+    ``(time, id)``, and an event with the transaction's own id (a retry) is left out.
+
+    Raises:
+        ValueError: If ``batch`` does not hold exactly one transaction.
+        KeyError: If a name is not a feature the kernel computes.
+    """
+    if len(batch) != 1:
+        raise ValueError(f"single_features scores one transaction, got {len(batch)}")
+    tx_id, seconds = int(batch.transaction_id[0]), int(batch.seconds[0])
+    amount = float(batch.tx_amount[0])
+    values: dict[str, float] = {"tx_amount": amount}
+    values |= _calendar(seconds)
+    customer = customers.get(int(batch.customer_id[0]))
+    values |= _customer_single(customer, tx_id, seconds, amount, int(batch.terminal_id[0]))
+    values |= _terminal_single(terminals.get(int(batch.terminal_id[0])), tx_id, seconds)
+    return np.array([[values[name] for name in names]], dtype=np.float32)
+
+
+def _calendar(seconds: int) -> dict[str, float]:
+    weekday = (seconds // DAY + 3) % 7  # 1970-01-01 was a Thursday (weekday 3)
+    return {
+        "tx_during_weekend": float(weekday >= 5),
+        "tx_during_night": float((seconds % DAY) // 3_600 <= 6),
+    }
+
+
+def _customer_single(
+    state: CustomerState | None, tx_id: int, seconds: int, amount: float, terminal: int
+) -> dict[str, float]:
+    """The customer features of one transaction over the customer's earlier events."""
+    own_units = round(amount * kernel.MONEY_UNITS)  # half to even, as np.rint
+    lookbacks = {n: seconds - n * DAY for n in WINDOW_DAYS}
+    counts, units = dict.fromkeys(WINDOW_DAYS, 1), dict.fromkeys(WINDOW_DAYS, own_units)
+    velocity, previous_units = 1, 0
+    previous: tuple[int, int] | None = None  # the latest earlier event
+    last_here: tuple[int, int] | None = None  # the latest earlier event at this terminal
+    horizon, hour = seconds - CUSTOMER_HORIZON_SECONDS, seconds - VELOCITY_SECONDS
+    state = state or CustomerState()
+    columns = (state.event_seconds, state.event_ids, state.event_amounts, state.event_terminals)
+    events = zip(*columns, strict=True)
+    for at, event_id, event_amount, event_terminal in events:
+        if event_id == tx_id or (at, event_id) > (seconds, tx_id):
+            continue  # a retry of this transaction, or later than it
+        event_units = round(float(event_amount) * kernel.MONEY_UNITS)
+        for n, since in lookbacks.items():
+            if at > since:
+                counts[n] += 1
+                units[n] += event_units
+        velocity += at > hour
+        if at > horizon:
+            previous_units += event_units
+        if previous is None or (at, event_id) > previous:
+            previous = (at, event_id)
+        if event_terminal == terminal and (last_here is None or (at, event_id) > last_here):
+            last_here = (at, event_id)
+    out: dict[str, float] = {}
+    for n in WINDOW_DAYS:
+        out[f"customer_id_nb_tx_{n}day_window"] = counts[n]
+        out[f"customer_id_avg_amount_{n}day_window"] = units[n] / kernel.MONEY_UNITS / counts[n]
+    count30 = counts[30]
+    previous_mean = previous_units / kernel.MONEY_UNITS / (count30 - 1) if count30 > 1 else 0.0
+    out["customer_id_amount_ratio_30day_window"] = (
+        amount / previous_mean if previous_mean > 0 else 1.0
+    )
+    gap = seconds - previous[0] if previous else SECONDS_SINCE_PREV_CAP
+    out["customer_id_seconds_since_prev_tx"] = min(gap, SECONDS_SINCE_PREV_CAP)
+    seen = last_here is not None and seconds - last_here[0] < CUSTOMER_HORIZON_SECONDS
+    out["customer_id_new_terminal_30day_window"] = 0 if seen else 1
+    out["customer_id_nb_tx_1hour_window"] = velocity
+    return out
+
+
+def _terminal_single(state: TerminalState | None, tx_id: int, seconds: int) -> dict[str, float]:
+    """The terminal features of one transaction: labelled windows ending a label delay ago."""
+    delayed = seconds - LABEL_DELAY_DAYS * DAY
+    begins = {n: seconds - (LABEL_DELAY_DAYS + n) * DAY for n in WINDOW_DAYS}
+    counts, frauds = dict.fromkeys(WINDOW_DAYS, 0), dict.fromkeys(WINDOW_DAYS, 0)
+    state = state or TerminalState()
+    events = zip(state.event_seconds, state.event_ids, state.event_labels, strict=True)
+    for at, event_id, label in events:
+        if event_id == tx_id or at > delayed:
+            continue
+        for n, begin in begins.items():
+            if at > begin:
+                counts[n] += 1
+                frauds[n] += label == 1
+    out: dict[str, float] = {}
+    for n in WINDOW_DAYS:
+        out[f"terminal_id_nb_tx_{n}day_window"] = counts[n]
+        out[f"terminal_id_risk_{n}day_window"] = frauds[n] / counts[n] if counts[n] else 0.0
+    return out

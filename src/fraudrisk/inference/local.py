@@ -45,12 +45,22 @@ def apply_env(plan: ServingPlan) -> list[str]:
 class ManifestWatcher:
     """Polls a manifest file and reconfigures the model when its content changes."""
 
-    def __init__(self, path: Path, model: ServedVariants, interval_s: float = 1.0) -> None:
-        """Watch ``path`` for ``model`` every ``interval_s`` seconds."""
+    def __init__(
+        self, path: Path, model: ServedVariants, interval_s: float = 1.0, seen: str | None = None
+    ) -> None:
+        """Watch ``path`` for ``model`` every ``interval_s`` seconds.
+
+        Args:
+            path: The manifest file.
+            model: The variants to reconfigure.
+            interval_s: Seconds between checks.
+            seen: The text ``model`` serves (default: the file now); a worker process passes
+                the text its parent read, so a change made while it started is applied.
+        """
         self.path = path
         self.model = model
         self.interval_s = interval_s
-        self._seen = path.read_text()
+        self._seen = path.read_text() if seen is None else seen
         self._stop = threading.Event()
 
     def check(self) -> bool:

@@ -8,7 +8,9 @@ the score distribution, decision counts and fallback decisions.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +31,9 @@ class ScorerMetrics:
     scores: Histogram
     decisions: Counter
     fallbacks: Counter
+    _children: dict[tuple[str, str], tuple[Any, Any, Any, Any]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def observe(
         self,
@@ -40,16 +45,27 @@ class ScorerMetrics:
         fallback: bool,
     ) -> None:
         """Record one scored request (or sub-batch) of a variant."""
-        self.requests.labels(model, variant).inc()
-        self.latency.labels(model, variant).observe(seconds)
-        histogram = self.scores.labels(model, variant)
+        requests, latency, histogram, fallbacks = self._series(model, variant)
+        requests.inc()
+        latency.observe(seconds)
         for value in risk.tolist():
             histogram.observe(value)
-        names, counts = np.unique(decisions, return_counts=True)
-        for name, count in zip(names.tolist(), counts.tolist(), strict=True):
+        for name, count in Tally(decisions.tolist()).items():
             self.decisions.labels(model, variant, name).inc(count)
         if fallback:
-            self.fallbacks.labels(model, variant).inc(len(risk))
+            fallbacks.inc(len(risk))
+
+    def _series(self, model: str, variant: str) -> tuple[Any, Any, Any, Any]:
+        """The labelled series of a variant, looked up once (``labels`` costs µs per call)."""
+        key = (model, variant)
+        if key not in self._children:
+            self._children[key] = (
+                self.requests.labels(model, variant),
+                self.latency.labels(model, variant),
+                self.scores.labels(model, variant),
+                self.fallbacks.labels(model, variant),
+            )
+        return self._children[key]
 
     def error(self, model: str, variant: str, kind: str) -> None:
         """Record a failed request (``kind``: ``invalid`` = 4xx, ``internal`` = 5xx)."""

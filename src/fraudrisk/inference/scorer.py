@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fraudrisk.config import ServingSettings
-from fraudrisk.inference.features import TransactionBatch, batch_features
+from fraudrisk.inference.features import TransactionBatch, batch_features, single_features
 from fraudrisk.inference.model import LoadedModel
 from fraudrisk.inference.policy import (
     FALLBACK_SCORE,
@@ -127,7 +127,8 @@ class Scorer:
 
     def _features(self, batch: TransactionBatch, names: tuple[str, ...]) -> npt.NDArray[np.float32]:
         states = self.states.read(batch.customer_id.tolist(), batch.terminal_id.tolist())
-        return batch_features(batch, states.customers, states.terminals, names)
+        build = single_features if len(batch) == 1 else batch_features  # equal values
+        return build(batch, states.customers, states.terminals, names)
 
     def _score(
         self, batch: TransactionBatch, model: LoadedModel, thresholds: tuple[float, float]

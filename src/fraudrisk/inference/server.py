@@ -2,22 +2,27 @@
 
 The server starts even when the model cannot be loaded yet: it then answers 503 on
 ``/v2/health/ready`` and ``/v2/models/<name>/ready`` (and refuses inference) until a
-background retry loads it, so Kubernetes sends it no traffic meanwhile.
+background retry loads it, so Kubernetes sends it no traffic meanwhile. With several workers
+(KServe's multi-process mode) each worker process loads, retries and watches on its own
+(:mod:`fraudrisk.inference.workers`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+from pathlib import Path
 from typing import Any
 
-import orjson
 from kserve import ModelServer
-from kserve.model_server import app as model_server_app
 from kserve.protocol.dataplane import DataPlane
 
 from fraudrisk.config import Settings
+from fraudrisk.inference.asgi import OmitNullsMiddleware, ScorerApp
 from fraudrisk.inference.service import FraudRiskModel, ServiceSpec
 
+__all__ = ["ModelsReadyDataPlane", "OmitNullsMiddleware", "build_server", "run", "serve"]
 log = logging.getLogger(__name__)
 
 
@@ -37,81 +42,62 @@ class ModelsReadyDataPlane(DataPlane):  # type: ignore[misc]  # kserve is untype
         return metadata
 
 
-class OmitNullsMiddleware:
-    """Leave out the ``null`` optional fields KServe writes into V2 JSON answers.
-
-    KServe serialises absent optional fields (``parameters``, ``model_version``, ``versions``)
-    as ``null``, which the V2 REST schema does not allow (e.g. ``parameters`` must be an
-    object); the spec's answer is to omit them. Only ``/v2/`` JSON bodies are rewritten.
-    """
-
-    def __init__(self, app: Any) -> None:
-        """Wrap an ASGI app."""
-        self.app = app
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        """Buffer a /v2/ JSON answer, drop its null fields, send it with a fixed length."""
-        if scope["type"] != "http" or not scope["path"].startswith("/v2/"):
-            await self.app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-        chunks: list[bytes] = []
-
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body"):
-                return
-            body = _without_nulls(b"".join(chunks), start.get("headers", []))
-            headers = [(k, v) for k, v in start.get("headers", []) if k != b"content-length"]
-            headers.append((b"content-length", str(len(body)).encode()))
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        await self.app(scope, receive, rewrite)
-
-
-def _without_nulls(body: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    if (b"content-type", b"application/json") not in headers or b"null" not in body:
-        return body
-    document = orjson.loads(body)
-    return orjson.dumps(_drop_nulls(document))
-
-
-def _drop_nulls(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    return value
-
-
 class BoundModelServer(ModelServer):  # type: ignore[misc]  # kserve is untyped
-    """KServe's ModelServer listening on a chosen address (KServe's is always 0.0.0.0)."""
+    """KServe's ModelServer on a chosen address, running :class:`ScorerApp`.
+
+    KServe's own always listens on 0.0.0.0 and runs its FastAPI app as is.
+    """
 
     def __init__(self, host: str, **options: Any) -> None:
         """Bind the REST server to ``host`` (``127.0.0.1`` locally, ``0.0.0.0`` in a pod)."""
         super().__init__(**options)
         self.host = host
 
+    def start(self, models: list[Any]) -> None:
+        """KServe's ``start``; several workers run under the patient supervisor.
+
+        KServe's own supervisor replaces a worker that does not answer its ping within 5 s
+        of being spawned, which is less than a worker needs to import KServe and the scorer.
+        """
+        if self.workers == 1:
+            super().start(models)
+            return
+        from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+        from kserve.model_server import args as kserve_args
+
+        from fraudrisk.inference.workers import PatientRESTServerMultiProcess
+
+        self._register_and_check_atleast_one_model_is_ready(models)
+        self._rest_multiprocess_server = PatientRESTServerMultiProcess(
+            FASTAPI_APP_IMPORT_STRING, self.dataplane, self.model_repository_extension,
+            self.http_port, access_log_format=self.access_log_format, workers=self.workers,
+            grace_period=self.grace_period, log_config_file=kserve_args.log_config_file,
+            event_loop=self.event_loop, timeout_keep_alive=self.timeout_keep_alive,
+            ssl_certfile=self.ssl_certfile, ssl_keyfile=self.ssl_keyfile,
+        )  # fmt: skip
+        self.servers.append(self._rest_multiprocess_server.start())
+        self.setup_event_loop()
+        self.register_signal_handler()
+        asyncio.run(self._serve())
+
     def setup_event_loop(self) -> None:
         """Called by ``start`` once its REST server exists and before it listens."""
-        if self._rest_server is not None:
-            self._rest_server.config.host = self.host
-            self._rest_server.config.app = OmitNullsMiddleware(model_server_app)
+        rest = self._rest_server
+        if rest is None and self._rest_multiprocess_server is not None:
+            rest = self._rest_multiprocess_server._rest_server  # sent to every worker
+        if rest is not None:
+            rest.config.host = self.host
+            rest.config.app = ScorerApp(self.dataplane)
         super().setup_event_loop()
 
 
 def build_server(
-    model: FraudRiskModel, http_port: int, host: str = "0.0.0.0", **options: Any
+    model: FraudRiskModel, http_port: int, host: str = "0.0.0.0", workers: int = 1, **options: Any
 ) -> ModelServer:
     """A ModelServer on ``host:http_port`` (REST only) with ``model`` registered, ready or not."""
-    server = BoundModelServer(host, http_port=http_port, enable_grpc=False, workers=1, **options)
+    server = BoundModelServer(
+        host, http_port=http_port, enable_grpc=False, workers=workers, **options
+    )
     server.dataplane = ModelsReadyDataPlane(model_registry=server.registered_models)
     server.register_model(model)
     quiet_request_logs()
@@ -125,19 +111,56 @@ PER_REQUEST_LOGGERS = ("kserve.trace", "uvicorn.access")
 
 def quiet_request_logs(level: int = logging.WARNING) -> None:
     """Silence the per-request log lines (set ``FRAUDRISK_SERVING__REQUEST_LOGS`` to keep)."""
-    import os
-
     if os.environ.get("FRAUDRISK_SERVING__REQUEST_LOGS", "").lower() in ("1", "true", "yes"):
         return
     for name in PER_REQUEST_LOGGERS:
         logging.getLogger(name).setLevel(level)
 
 
-def serve(
-    spec: ServiceSpec, settings: Settings, http_port: int, retry_seconds: float = 30.0
+def run(
+    model: FraudRiskModel,
+    http_port: int,
+    host: str = "0.0.0.0",
+    workers: int = 1,
+    retry_seconds: float = 30.0,
+    manifest: Path | None = None,
 ) -> None:
-    """Load the model (retrying in the background on failure) and serve until stopped."""
+    """Serve ``model`` until stopped: loaded here (one worker) or in each worker process.
+
+    Args:
+        model: The model; with one worker it is loaded here unless a load was already tried
+            (the caller then retries it), with several it is loaded by each worker.
+        http_port: The port.
+        host: The address to listen on.
+        workers: Processes sharing the port, each with its own copy of the model.
+        retry_seconds: Seconds between load attempts while the model does not load.
+        manifest: An InferenceService file to watch and follow (``fraudrisk canary``).
+    """
+    from fraudrisk.inference.local import ManifestWatcher
+    from fraudrisk.inference.workers import WorkerStart, prepare_metrics_dir, start_barrier
+
+    if workers > 1:
+        text = manifest.read_text() if manifest is not None else None
+        barrier = start_barrier(workers)
+        model.worker_start = WorkerStart(
+            model.spec, model.settings, model.states_factory, retry_seconds, manifest, text, barrier
+        )
+        prepare_metrics_dir()
+    else:
+        if not model.load_began and not model.load():  # the caller may have loaded it
+            model.keep_loading(retry_seconds)
+        if manifest is not None:
+            ManifestWatcher(manifest, model).start()
+    build_server(model, http_port, host, workers).start([])
+
+
+def serve(
+    spec: ServiceSpec,
+    settings: Settings,
+    http_port: int,
+    retry_seconds: float = 30.0,
+    workers: int | None = None,
+) -> None:
+    """Serve ``spec`` on all addresses with ``workers`` processes (default: the settings')."""
     model = FraudRiskModel(spec, settings)
-    if not model.load():
-        model.keep_loading(retry_seconds)
-    build_server(model, http_port).start([])
+    run(model, http_port, "0.0.0.0", workers or settings.serving.workers, retry_seconds)

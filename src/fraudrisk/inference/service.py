@@ -12,7 +12,7 @@ ready), and the stable model answers everything.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kserve import Model
 from kserve.errors import InvalidInput
@@ -33,6 +33,9 @@ from fraudrisk.inference.scorer import RowScores
 from fraudrisk.inference.state import FeastStateReader, StateReader
 from fraudrisk.inference.variants import ServedVariants, ServiceSpec
 
+if TYPE_CHECKING:
+    from fraudrisk.inference.workers import WorkerStart
+
 __all__ = ["FraudRiskModel", "ServiceSpec"]
 
 
@@ -49,6 +52,26 @@ class FraudRiskModel(ServedVariants, Model):  # type: ignore[misc]  # kserve is 
         """Prepare the model; nothing is loaded before :meth:`load`."""
         Model.__init__(self, spec.name)
         ServedVariants.__init__(self, spec, settings, states, metrics)
+        self.worker_start: WorkerStart | None = None
+
+    def wait_until_serving(self, timeout_s: float) -> bool:
+        """Wait for the first load and, in a worker, for the other workers; False on timeout."""
+        if not self.wait_first_load(timeout_s):
+            return False
+        barrier = self.worker_start.barrier if self.worker_start else None
+        return barrier is None or barrier.wait(timeout_s)
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        """Sent to a KServe worker process as its start recipe; the worker loads its own copy.
+
+        Raises:
+            TypeError: If no :class:`~fraudrisk.inference.workers.WorkerStart` was set.
+        """
+        from fraudrisk.inference.workers import start_worker_model
+
+        if self.worker_start is None:
+            raise TypeError(f"model {self.name} has no WorkerStart: serve it with one worker")
+        return start_worker_model, (self.worker_start,)
 
     # --------------------------------------------------------------------------- metadata
     def get_input_types(self) -> list[dict[str, Any]]:

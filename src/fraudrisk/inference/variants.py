@@ -89,11 +89,18 @@ class ServedVariants:
         self._shadow_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shadow")
         self._shadow_pending = 0
         self._lock = threading.Lock()
+        self._load_began = False
+        self._first_load = threading.Event()  # set once the first load attempt has ended
 
     @property
     def spec(self) -> ServiceSpec:
         """The spec being served (or being loaded, before the first success)."""
         return self._active.spec
+
+    @property
+    def states_factory(self) -> Callable[[Settings], StateReader]:
+        """How this model opens its online state reader (each load opens one)."""
+        return self._states
 
     @property
     def scorers(self) -> dict[str, Scorer]:
@@ -103,6 +110,7 @@ class ServedVariants:
     # ----------------------------------------------------------------------------- loading
     def load(self) -> bool:
         """Load the stable model (required) and the candidate (optional); sets ``ready``."""
+        self._load_began = True
         try:
             self._install(self.spec, *self._build(self.spec))
         except Exception as error:  # any cause keeps the server unready
@@ -111,7 +119,22 @@ class ServedVariants:
                       self.name, self.spec.stable_uri, self.load_error)  # fmt: skip
             self.ready = False
             return False
+        finally:
+            self._first_load.set()
         return True
+
+    @property
+    def load_began(self) -> bool:
+        """Whether a load was ever attempted (or is under way)."""
+        return self._load_began
+
+    def begin_load(self) -> None:
+        """Note that a first load is under way (another thread runs it)."""
+        self._load_began = True
+
+    def wait_first_load(self, timeout_s: float) -> bool:
+        """Wait until the first :meth:`load` ended (at once if none began); False on timeout."""
+        return not self._load_began or self._first_load.wait(timeout_s)
 
     def reconfigure(self, spec: ServiceSpec) -> bool:
         """Serve a new spec (models and split) once it is loaded; on failure keep the old one.
