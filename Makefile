@@ -40,8 +40,10 @@ sysdeps: ## Install the Debian packages of the local services (Redis, PostgreSQL
 demo: install sysdeps ## Run the main job end to end on embedded defaults (under FRAUDRISK_HOME)
 	$(BIN)/fraudrisk demo
 
+# Two workers, one test file per worker at a time: most slow tests wait on services and subprocesses.
+PYTEST_WORKERS ?= 2
 test: install sysdeps ## Install what the tests need, then run the whole suite (slow tests included)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: install sysdeps ## Run the suite without the slow tests
 	$(BIN)/python -m pytest -m "not slow"
@@ -61,6 +63,7 @@ bench: install ## Print the benchmark tables (simulator, features, serving), eac
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/features_throughput.py
 	$(BIN)/python benchmarks/serving_latency.py --out docs/serving-benchmark.md
+	$(BIN)/python benchmarks/stream_throughput.py --out docs/stream-benchmark.md
 	$(BIN)/python benchmarks/drift_cost.py
 
 clean: ## Remove the venv and the embedded state

@@ -6,7 +6,11 @@ check an online lookup against the batch feature table; 5. run the Kubeflow trai
 under ``kfp.local`` (configuration ``pipelines/configs/training.yaml`` with the demo's trial and
 time budget, ``bootstrap`` on) and print the registered version, its aliases, its test metrics
 beside the book's best and where its plots are; 6. serve the local InferenceService manifest
-with a canary of a second model and send it the test week (:mod:`fraudrisk.demo_serving`).
+with a canary of a second model and send it the test week (:mod:`fraudrisk.demo_serving`);
+7. start Kafka, the stream scorer and the Transaction API, send the test week through the API
+and print the throughput, the alerts and their reason codes (:mod:`fraudrisk.demo_stream`);
+8. change the world for six weeks, let the watcher find the drift and fire retraining once, and
+compare the new challenger with the champion on the changed weeks (:mod:`fraudrisk.demo_drift`).
 """
 
 from __future__ import annotations
@@ -47,7 +51,15 @@ def run_demo() -> int:
         return 1
     from fraudrisk.demo_serving import serve_with_canary
 
-    return 0 if serve_with_canary(settings, table_uri) else 1
+    if not serve_with_canary(settings, table_uri):
+        return 1
+    from fraudrisk.demo_stream import run_stream_step
+
+    if not run_stream_step(settings, table_uri):
+        return 1
+    from fraudrisk.demo_drift import run_drift_scenario
+
+    return 0 if run_drift_scenario(settings, table_uri) else 1
 
 
 def simulate_lake(lake: Lake) -> None:

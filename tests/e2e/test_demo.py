@@ -11,7 +11,7 @@ from fraudrisk.config import get_settings
 from fraudrisk.training import registry
 from fraudrisk.training.steps import BOOK_BEST
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]
 
 
 def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch):
@@ -23,7 +23,7 @@ def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=1200,
+        timeout=2400,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     out = done.stdout
@@ -49,6 +49,8 @@ def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch
     pipeline = re.search(r"pipeline finished in (\d+) s", out)
     assert pipeline and int(pipeline.group(1)) <= 600  # #4's budget: ≤ 10 minutes on 2 cores
     assert_canary_served(out)
+    assert_stream_replayed(out)
+    assert_drift_retrained(out, home)
 
 
 def assert_canary_served(out):
@@ -58,6 +60,21 @@ def assert_canary_served(out):
     assert 10 <= int(shares.group(2)) <= 30  # 20 % of the requests, within noise
     assert "highest risks, with their reason codes" in out and "decline" in out
     assert "canary gates:" in out
+
+
+def assert_stream_replayed(out):
+    """Step 7: the test week went through the API and Kafka; each transaction scored once."""
+    week = r"transactions of the test week \(2018-09-24 → 2018-09-30\)"
+    sent = re.search(rf"sent ([\d,]+) {week}", out)
+    assert sent, out[-3000:]
+    assert int(sent.group(1).replace(",", "")) >= 50_000  # the handbook's week (or the cap)
+    scored = re.search(r"scored ([\d,]+) of ([\d,]+) in [\d.]+ s end to end \(([\d,]+) tx/s\)", out)
+    assert scored and scored.group(1) == scored.group(2) == sent.group(1), out[-3000:]
+    decisions = re.search(r"alerts by decision: review ([\d,]+), decline ([\d,]+)", out)
+    assert decisions and all(int(n.replace(",", "")) > 0 for n in decisions.groups())
+    assert "top alerts by expected loss" in out and "customer_id_" in out  # reason codes
+    agreement = re.search(r"offline feature table's for ([\d.]+) % of ([\d,]+) transactions", out)
+    assert agreement and float(agreement.group(1)) >= 99.9, out[-3000:]
 
 
 def assert_model_registered(out, home, monkeypatch):
@@ -82,3 +99,19 @@ def assert_model_registered(out, home, monkeypatch):
         assert (
             home / "reports" / "fraud-risk-v1" / "plots" / f"{name}.png"
         ).stat().st_size > 10_000
+
+
+def assert_drift_retrained(out, home):
+    """Step 8: no trigger before the change, drift fires retraining once, then a cool-down."""
+    decisions = re.findall(r"│ drift\s+│ (\S+)\s+│.*?│ (no_trigger|fired|suppressed)", out)
+    assert [d for _, d in decisions] == ["no_trigger", "fired", "suppressed"], decisions
+    assert [w for w, _ in decisions][1] == "2018-10-01..2018-10-03"
+    fired = re.search(r"retraining triggered once \(cause fraud-risk/drift\); report: (\S+)", out)
+    assert fired, out[-3000:]
+    report = home / "monitoring" / "reports" / "fraud-risk_v1_lake_2018-10-01_2018-10-03.html"
+    assert fired.group(1) == str(report) and report.stat().st_size > 10_000
+    assert report.with_suffix(".json").is_file()
+    version = re.search(r"new challenger: fraud-risk version (\d+)", out)
+    assert version and int(version.group(1)) >= 3  # after v1 (champion) and step 6's v2
+    rows = dict(re.findall(r"│ (champion|challenger v\d+)\s+│ \d+\s+│ (0\.\d+)", out))
+    assert float(rows[f"challenger v{version.group(1)}"]) > float(rows["champion"]) + 0.2

@@ -10,6 +10,7 @@ for other requests and WebSocket pushes, and the state store is never used concu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -18,9 +19,11 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
+import numpy as np
 from prometheus_client import CollectorRegistry
 
 from fraudrisk.config import Settings
+from fraudrisk.inference.features import TransactionBatch
 from fraudrisk.inference.metrics import scorer_metrics
 from fraudrisk.inference.protocol import transaction_batch
 from fraudrisk.inference.state import EntityStates, StateReader
@@ -53,6 +56,11 @@ class RetryingFeastState:
             StateUnavailableError: While the store cannot be opened.
         """
         return self._open().read(customer_ids, terminal_ids)
+
+    def warm_up(self) -> None:
+        """Open the store now, at start-up: opening it takes seconds a request must not wait."""
+        with contextlib.suppress(StateUnavailableError):  # logged; the requests retry it
+            self._open()
 
     def _open(self) -> StateReader:
         with self._lock:
@@ -87,12 +95,25 @@ class ScoringService:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="api-score")
 
     def start(self) -> None:
-        """Load the model, or serve the fallback rules while it is retried."""
-        if self.variants.scorers:
-            return
-        if not self.variants.load():
+        """Load the model (or serve the fallback rules while it is retried), then warm up."""
+        if not self.variants.scorers and not self.variants.load():
             self.variants.serve_rules_only()
             self.variants.keep_loading(self.retry_s)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Open the entity state store and score one made-up transaction with each variant.
+
+        The first request would otherwise pay for opening the online store (seconds) and the
+        model's first call; this one is not published, stored or counted in the metrics.
+        """
+        zero = np.zeros(1, dtype=np.int64)
+        probe = TransactionBatch(zero, zero, zero, zero, np.ones(1, dtype=np.float64))
+        for scorer in self.variants.scorers.values():
+            warm_up = getattr(scorer.states, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+            scorer.score(probe)  # a failure falls back to the rules: nothing to catch
 
     def close(self) -> None:
         """Stop the scoring thread."""

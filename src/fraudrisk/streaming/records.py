@@ -1,6 +1,7 @@
 """From scores to store records, shared by every source: Kafka, Kinesis, Lambda, batch files.
 
-:func:`score_records` turns a scored batch into the alert store's :class:`ScoreRecord` rows;
+:func:`score_columns` turns a scored batch into the alert store's bulk :class:`ScoreColumns`
+(:func:`score_records`: one :class:`ScoreRecord` per row);
 :func:`score_rows` runs the whole step (features from the state cache, the served variants,
 the state update); :func:`records_table` is the Arrow form of records (Parquet outputs);
 :func:`build_runtime` wires variants, state cache and store from the settings as the stream
@@ -16,7 +17,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-from fraudrisk.alerts.store import AlertStore, ScoreRecord
+from fraudrisk.alerts.store import AlertStore, ScoreColumns, ScoreRecord
 from fraudrisk.config import Settings
 from fraudrisk.inference.features import TransactionBatch
 from fraudrisk.inference.scorer import RowScores
@@ -33,8 +34,8 @@ RECORDS_SCHEMA = pa.schema([
 ])  # fmt: skip
 
 
-def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> list[ScoreRecord]:
-    """The store records of a scored batch.
+def score_columns(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> ScoreColumns:
+    """The store columns of a scored batch.
 
     Args:
         rows: The batch's validated rows (lake schema), for their timestamps.
@@ -42,20 +43,21 @@ def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) ->
         scores: The served variants' scores of ``batch``, row by row.
 
     Returns:
-        One record per row, in batch order.
+        One row per transaction, in batch order.
     """
-    stamps = rows["tx_datetime"].to_pylist()
-    return [
-        ScoreRecord(
-            transaction_id=int(batch.transaction_id[i]), customer_id=int(batch.customer_id[i]),
-            terminal_id=int(batch.terminal_id[i]), tx_datetime=stamps[i],
-            tx_amount=float(batch.tx_amount[i]), risk_score=float(scores.risk_score[i]),
-            decision=scores.decision[i], reason_codes=scores.reason_codes[i],
-            model_version=scores.model_version[i], variant=scores.variant[i],
-            fallback=scores.fallback[i],
-        )
-        for i in range(len(batch))
-    ]  # fmt: skip
+    return ScoreColumns(
+        transaction_id=batch.transaction_id.tolist(), customer_id=batch.customer_id.tolist(),
+        terminal_id=batch.terminal_id.tolist(), tx_datetime=rows["tx_datetime"].to_pylist(),
+        tx_amount=batch.tx_amount.tolist(), risk_score=scores.risk_score.tolist(),
+        decision=list(scores.decision), reason_codes=list(scores.reason_codes),
+        model_version=list(scores.model_version), variant=list(scores.variant),
+        fallback=[bool(flag) for flag in scores.fallback],
+    )  # fmt: skip
+
+
+def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> list[ScoreRecord]:
+    """The store records of a scored batch (:func:`score_columns`, one record per row)."""
+    return score_columns(rows, batch, scores).records()
 
 
 def score_rows(variants: ServedVariants, cache: StateCache, rows: pa.Table) -> list[ScoreRecord]:

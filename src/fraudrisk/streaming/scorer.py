@@ -4,9 +4,10 @@ One consumer-group member per process. Each batch of messages is decoded (reject
 dead-letter topic with their reason), scored with the served variants (champion, and a canary
 or shadow per the serving settings), written to the alert store with an idempotent upsert, and
 only then are the scores, alerts, dead letters **and the consumer offsets** committed together
-in one Kafka transaction. A crash anywhere replays the batch: the store ignores what it already
-has, the aborted Kafka transaction hides the partial output, so every transaction has exactly
-one score row, one score message and at most one alert (exactly-once effect).
+in one Kafka transaction (:mod:`fraudrisk.streaming.committer`, on its own thread while the
+next batch is scored). A crash anywhere replays the uncommitted batches: the store ignores what
+it already has, the aborted Kafka transaction hides the partial output, so every transaction
+has exactly one score row, one score message and at most one alert (exactly-once effect).
 
 SIGTERM/SIGINT finish the current batch, commit, leave the group and exit 0.
 """
@@ -14,36 +15,31 @@ SIGTERM/SIGINT finish the current batch, commit, leave the group and exit 0.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import signal
 import socket
-import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
-import orjson
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-)
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
 
-from fraudrisk.alerts.store import AlertStore, ScoreRecord, WriteResult
+from fraudrisk.alerts.store import AlertStore, ColumnsWritten, ScoreColumns
 from fraudrisk.config import Settings
 from fraudrisk.inference.variants import ServedVariants
 from fraudrisk.streaming.cache import StateCache
-from fraudrisk.streaming.decode import Decoded, Reject, decode
+from fraudrisk.streaming.committer import KafkaCommitter, restart
+from fraudrisk.streaming.decode import Decoded, decode
 from fraudrisk.streaming.metrics import StreamMetrics
-from fraudrisk.streaming.records import StreamTotals, score_records
+from fraudrisk.streaming.outputs import Outgoing, dead_letters, next_offsets, score_messages
+from fraudrisk.streaming.records import StreamTotals, score_columns
 
 log = logging.getLogger(__name__)
+#: While idle, a full garbage collection once this many messages came since the last one.
+IDLE_COLLECT_AFTER = 10_000
 #: Fault injection for the reliability tests: SIGKILL this process right after the N-th sink
 #: write, before its Kafka commit (the worst place to die).
 CRASH_AFTER_SINK_ENV = "FRAUDRISK_STREAM_CRASH_AFTER_SINK"
@@ -54,7 +50,9 @@ class StreamOptions:
     """How the stream scorer consumes and when it stops."""
 
     group_id: str = "fraudrisk-scorer"
-    batch_size: int = 2000
+    batch_size: int = 10_000
+    """Messages per batch at most: a backlog is scored in batches this large (the features
+    of a batch cost less per transaction the larger it is); a trickle in smaller ones."""
     poll_timeout_s: float = 0.05
     max_messages: int | None = None
     idle_exit_s: float | None = None
@@ -64,7 +62,7 @@ class StreamOptions:
     explain: Literal["all", "flagged"] = "flagged"
     """Reason codes for every transaction, or only for alerts (the default: much cheaper)."""
     kafka_call_timeout_s: float = 60.0
-    """A Kafka transaction step taking longer restarts the process (see ``_guarded``)."""
+    """A Kafka transaction taking longer restarts the process (see ``committer.guarded``)."""
     commit_first: bool = False
     """Negative control only: commit offsets *before* processing (loses data on a crash)."""
 
@@ -92,16 +90,25 @@ class StreamScorer:
         self.stopping = False
         self._assigned = False
         self._crash_after = int(os.environ.get(CRASH_AFTER_SINK_ENV, "0") or 0)
+        self._committer: KafkaCommitter | None = None
+        self._collected_at = 0  # messages consumed at the last idle collection
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, options: StreamOptions | None = None, *, online_state: bool = True
+        cls,
+        settings: Settings,
+        options: StreamOptions | None = None,
+        *,
+        online_state: bool = True,
+        lake_state_before: dt.date | None = None,
     ) -> StreamScorer:
         """The platform's scorer, built from the settings.
 
-        The served variants of the serving settings, the Feast online state behind an
-        in-memory cache (``online_state=False``: start from empty state) and the alert store at
-        the settings' database.
+        The served variants of the serving settings, the entity state behind an in-memory
+        cache and the alert store at the settings' database. The state is read through from
+        the Feast online store; ``online_state=False`` starts from empty state, and
+        ``lake_state_before`` rebuilds it from the lake days before that day instead (a replay
+        of those days: every feature as the offline table has it, labels included).
         """
         from fraudrisk.inference.state import FeastStateReader
         from fraudrisk.inference.variants import ServiceSpec
@@ -109,8 +116,16 @@ class StreamScorer:
         options = options or StreamOptions()
         serving = settings.serving.model_copy(update={"reason_codes_for": options.explain})
         settings = settings.model_copy(update={"serving": serving})
-        backing = FeastStateReader.from_settings(settings) if online_state else None
-        cache = StateCache(backing)
+        use_online = online_state and lake_state_before is None
+        cache = StateCache(FeastStateReader.from_settings(settings) if use_online else None)
+        if lake_state_before is not None:
+            from fraudrisk.io.lake import Lake
+            from fraudrisk.streaming.batch import rebuild_state
+
+            lake = Lake.open(settings.lake_uri, settings.lake)
+            replayed = rebuild_state(cache, lake, lake_state_before, options.batch_size)
+            log.info("entity state rebuilt from %d lake transactions before %s", replayed,
+                     lake_state_before)  # fmt: skip
         variants = ServedVariants(ServiceSpec.from_settings(settings), settings,
                                   states=lambda _settings: cache)  # fmt: skip
         if not variants.load():
@@ -128,54 +143,87 @@ class StreamScorer:
                                  **{"isolation.level": "read_committed",
                                     "statistics.interval.ms": 5000,
                                     "stats_cb": self.metrics.on_kafka_stats})  # fmt: skip
-        transactional = {"transactional.id": self.options.transactional_id, "linger.ms": 5}
+        # A transaction begun right after the previous commit is refused until the broker has
+        # written its markers (CONCURRENT_TRANSACTIONS); librdkafka's default 100 ms retry
+        # backoff made such a commit take ~70 ms instead of ~5 ms.
+        transactional = {"transactional.id": self.options.transactional_id, "linger.ms": 5,
+                         "retry.backoff.ms": 10}  # fmt: skip
         producer = make_producer(self.settings, **transactional)
         producer.init_transactions(30)
+        self._committer = KafkaCommitter(producer, (kafka.scores_topic, kafka.alerts_topic,
+                                                    kafka.dlq_topic),
+                                         self.options.kafka_call_timeout_s)  # fmt: skip
         consumer.subscribe([kafka.transactions_topic], on_assign=self._on_assign,
                            on_revoke=self._on_revoke)  # fmt: skip
         self._install_signal_handlers()
-        idle_since = time.monotonic()
         try:
-            while not self._done(idle_since):
-                messages = self._poll(consumer)
-                if not messages:
-                    if not self._assigned:  # joining the group is not being idle
-                        idle_since = time.monotonic()
-                    continue
-                idle_since = time.monotonic()
-                try:
-                    self._process(consumer, producer, messages)
-                except KafkaException as error:
-                    self._recover(consumer, producer, error)
-                    continue
-                if on_batch is not None:
-                    on_batch(self.totals)
+            self._loop(consumer, on_batch)
+            self._drain(consumer)
         finally:
             consumer.close()
-            producer.flush(10)
+            self._committer.close()
         return self.totals
 
-    def _recover(self, consumer: Consumer, producer: Producer, error: KafkaException) -> None:
+    def _loop(self, consumer: Consumer, on_batch: Callable[[StreamTotals], None] | None) -> None:
+        idle_since = time.monotonic()
+        while not self._done(idle_since):
+            messages = self._poll(consumer)
+            if not messages:
+                if not self._assigned:  # joining the group is not being idle
+                    idle_since = time.monotonic()
+                else:
+                    self._collect_while_idle()
+                continue
+            idle_since = time.monotonic()
+            try:
+                self._process(consumer, messages)
+            except KafkaException as error:
+                self._recover(consumer, error)
+                continue
+            if on_batch is not None:
+                on_batch(self.totals)
+
+    def _collect_while_idle(self) -> None:
+        """Collect garbage now, when no transaction waits, and freeze what survives.
+
+        The entity states grow to hundreds of thousands of objects; a collection the
+        interpreter starts on its own mid-batch scans them (a 100-300 ms pause in a stream
+        scored in ~30 ms). Frozen, they are never scanned again until the next idle moment.
+        """
+        if self.totals.consumed - self._collected_at < IDLE_COLLECT_AFTER:
+            return
+        gc.unfreeze()  # so that garbage frozen since the last time is collected too
+        gc.collect()
+        gc.freeze()
+        self._collected_at = self.totals.consumed
+
+    def _drain(self, consumer: Consumer) -> None:
+        """Wait for the last batch's commit (if it fails, it is replayed by the next run)."""
+        try:
+            self.committer.wait()
+        except KafkaException as error:
+            self._recover(consumer, error)
+
+    @property
+    def committer(self) -> KafkaCommitter:
+        """The Kafka side (exists while :meth:`run` runs)."""
+        if self._committer is None:
+            raise RuntimeError("the scorer is not running")
+        return self._committer
+
+    def _recover(self, consumer: Consumer, error: KafkaException) -> None:
         """A Kafka transaction failed (broker gone, coordinator moved…): abort it and rewind.
 
-        The consumer goes back to the last committed offsets, so the batch is consumed and
-        processed again; the store's upsert makes the repeat harmless. A fatal error (e.g. this
-        producer was fenced by a newer instance) is raised: the process must restart.
+        The consumer goes back to the last committed offsets, so the uncommitted batches are
+        consumed and processed again; the store's upsert makes the repeat harmless. A fatal
+        error (e.g. this producer was fenced by a newer instance) restarts the process.
         """
         kafka_error = error.args[0]
         if kafka_error.fatal():  # e.g. fenced after a transaction timed out: start afresh
             restart(f"fatal Kafka error: {kafka_error}")
         log.warning("Kafka transaction failed (%s): aborting and replaying the batch", kafka_error)
         self.metrics.retries.inc()
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                self._guarded(lambda: producer.abort_transaction(30))
-                break
-            except KafkaException as abort_error:
-                if abort_error.args[0].fatal() or time.monotonic() > deadline:
-                    raise
-                time.sleep(1)
+        self.committer.abort()
         self._rewind(consumer)
 
     def _rewind(self, consumer: Consumer) -> None:
@@ -201,7 +249,17 @@ class StreamScorer:
         )
 
     def _poll(self, consumer: Consumer) -> list[Message]:
-        messages = consumer.consume(self.options.batch_size, self.options.poll_timeout_s)
+        """The next batch: wait for one message, then take what else is already fetched.
+
+        ``consume(n, timeout)`` would wait for n messages or the whole timeout; waiting only
+        for the first one keeps a trickle's latency low, and a backlog still comes in full
+        batches (the client prefetches).
+        """
+        first = consumer.poll(self.options.poll_timeout_s)
+        if first is None:
+            return []
+        more = self.options.batch_size - 1
+        messages = [first, *consumer.consume(more, 0)] if more else [first]
         good = []
         for message in messages:
             error = message.error()
@@ -216,8 +274,13 @@ class StreamScorer:
         self._assigned = bool(partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[Any]) -> None:
-        """Partitions move to another member: its customers' state is no longer ours."""
+        """Partitions move to another member: commit what was read, forget their customers."""
         log.info("partitions revoked: %s", [p.partition for p in partitions])
+        try:
+            self.committer.wait()  # with this generation's metadata, before it ends
+        except KafkaException as error:  # the new owner replays from the committed offsets
+            log.warning("last batch not committed before the rebalance (%s)", error.args[0])
+            self.committer.abort()
         self._assigned = False
         self.cache.forget_customers()
 
@@ -230,84 +293,31 @@ class StreamScorer:
             signal.signal(signum, stop)
 
     # ---------------------------------------------------------------------------- a batch
-    def _process(self, consumer: Consumer, producer: Producer, messages: list[Message]) -> None:
-        """Sink first, then commit; a crash in between (the fault hook) replays the batch."""
+    def _process(self, consumer: Consumer, messages: list[Message]) -> None:
+        """Sink first, then hand the batch to the committer; a crash in between replays it."""
         began = time.perf_counter()
+        offsets, metadata = next_offsets(messages), consumer.consumer_group_metadata()
         if self.options.commit_first:  # the negative control: a crash in between loses it
-            self._commit(consumer, producer, messages, [], [], offsets=True)
+            self.committer.commit_now(Outgoing(offsets=offsets, group_metadata=metadata))
             self._maybe_crash()
         decoded = decode([m.value() for m in messages], self._epoch())
-        records = self._score(decoded)
-        written = self.store.write(records)
+        columns = self._score(decoded)
+        written = self.store.write_columns(columns)
         if not self.options.commit_first:
             self._maybe_crash()
-        self._guarded(lambda: self._commit(consumer, producer, messages, list(written.stored),
-                                           decoded.rejects,
-                                           offsets=not self.options.commit_first))  # fmt: skip
+        outgoing = Outgoing(score_messages(columns, written.earlier),
+                            dead_letters(messages, decoded.rejects),
+                            None if self.options.commit_first else offsets, metadata)  # fmt: skip
+        self.committer.submit(outgoing)
         self._count(len(messages), decoded, written, time.perf_counter() - began)
 
-    def _score(self, decoded: Decoded) -> list[ScoreRecord]:
+    def _score(self, decoded: Decoded) -> ScoreColumns:
         if not decoded.indices:
-            return []
+            return ScoreColumns([], [], [], [], [], [], [], [], [], [], [])
         batch = decoded.batch()
         scores = self.variants.score(batch)
         self.cache.apply(batch)
-        return score_records(decoded.rows, batch, scores)
-
-    def _commit(
-        self,
-        consumer: Consumer,
-        producer: Producer,
-        messages: list[Message],
-        records: list[ScoreRecord],
-        rejects: list[Reject],
-        *,
-        offsets: bool,
-    ) -> None:
-        """Scores, alerts, dead letters and (with ``offsets``) the offsets: one transaction."""
-        kafka = self.settings.kafka
-        producer.begin_transaction()
-        for record in records:
-            key = str(record.customer_id).encode()
-            value = _score_message(record)
-            producer.produce(kafka.scores_topic, key=key, value=value)
-            if record.is_alert:
-                producer.produce(kafka.alerts_topic, key=key, value=value)
-        for reject in rejects:
-            source = messages[reject.index]
-            producer.produce(kafka.dlq_topic, key=source.key(), value=reject.payload,
-                             headers=_dlq_headers(source, reject.reason))  # fmt: skip
-        if offsets:
-            positions = [p for p in consumer.position(consumer.assignment()) if p.offset >= 0]
-            metadata = consumer.consumer_group_metadata()
-            producer.send_offsets_to_transaction(positions, metadata, 30)
-        producer.commit_transaction(60)
-
-    def _guarded(self, call: Callable[[], None]) -> None:
-        """Run a Kafka transaction step, restarting this process if it is stuck.
-
-        librdkafka can block in ``send_offsets_to_transaction`` past its timeout while the group
-        coordinator is away (librdkafka issues #5456, #5511). The way out is crash-only: a fresh
-        process replays the batch, which the store's upsert and the transactional.id fencing
-        make harmless.
-        """
-        outcome: list[BaseException | None] = []
-
-        def step() -> None:
-            try:
-                call()
-                outcome.append(None)
-            except BaseException as error:  # handed back to the calling thread
-                outcome.append(error)
-
-        worker = threading.Thread(target=step, name="kafka-commit", daemon=True)
-        worker.start()
-        worker.join(self.options.kafka_call_timeout_s)
-        if worker.is_alive():
-            restart(f"a Kafka transaction call is stuck for {self.options.kafka_call_timeout_s} s")
-        error = outcome[0] if outcome else None
-        if error is not None:
-            raise error
+        return score_columns(decoded.rows, batch, scores)
 
     def _maybe_crash(self) -> None:
         if self._crash_after and self.totals.batches + 1 >= self._crash_after:
@@ -318,7 +328,7 @@ class StreamScorer:
         self,
         consumed: int,
         decoded: Decoded,
-        written: WriteResult,
+        written: ColumnsWritten,
         seconds: float,
     ) -> None:
         totals = self.totals
@@ -332,30 +342,3 @@ class StreamScorer:
 
     def _epoch(self) -> dt.date:
         return dt.date.fromisoformat(self.settings.lake.epoch)
-
-
-def restart(reason: str) -> NoReturn:
-    """Replace this process with a fresh copy of itself (same pid, same arguments)."""
-    log.error("restarting the stream scorer: %s", reason)
-    logging.shutdown()
-    os.execv(sys.executable, sys.orig_argv)
-
-
-def _score_message(record: ScoreRecord) -> bytes:
-    return orjson.dumps({
-        "transaction_id": record.transaction_id, "customer_id": record.customer_id,
-        "terminal_id": record.terminal_id, "tx_datetime": record.tx_datetime.isoformat(),
-        "tx_amount": record.tx_amount, "risk_score": record.risk_score,
-        "decision": record.decision, "reason_codes": orjson.loads(record.reason_codes),
-        "model_version": record.model_version, "variant": record.variant,
-        "fallback": record.fallback,
-    })  # fmt: skip
-
-
-def _dlq_headers(source: Message, reason: str) -> list[tuple[str, str | bytes | None]]:
-    return [
-        ("reason", reason.encode()),
-        ("source_topic", str(source.topic()).encode()),
-        ("source_partition", str(source.partition()).encode()),
-        ("source_offset", str(source.offset()).encode()),
-    ]
