@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import sys
 from collections.abc import Iterator
 
 import pytest
+
+# Rich sizes its console from COLUMNS when stdout is no terminal (pytest-xdist workers): wide
+# enough that tables and messages the tests read are not wrapped.
+os.environ["COLUMNS"] = "200"
 
 _FEAST_SQLITE = "feast.infra.online_stores.sqlite"
 #: Converters Feast's SQLite online store registers (module-level functions of that module).
