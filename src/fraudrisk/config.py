@@ -336,6 +336,12 @@ class Settings(BaseSettings):
         """The Feast feature repository directory."""
         return Path(self.feast.repo_path) if self.feast.repo_path else self.home / "feast"
 
+    @property
+    def monitoring_reports_dir(self) -> Path:
+        """The monitoring report folder, defaulting to ``HOME/monitoring/reports``."""
+        configured = self.monitoring.reports_dir
+        return Path(configured) if configured else self.home / "monitoring" / "reports"
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets and URL passwords masked."""
         data = self.model_dump(mode="python")

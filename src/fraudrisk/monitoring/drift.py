@@ -33,12 +33,6 @@ from fraudrisk.monitoring.workspace import add_snapshot, workspace_location
 SOURCES: tuple[Source, ...] = ("lake", "scores")
 
 
-def reports_dir(settings: Settings) -> Path:
-    """Where reports are written (``monitoring.reports_dir`` or ``HOME/monitoring/reports``)."""
-    configured = settings.monitoring.reports_dir
-    return Path(configured) if configured else settings.home / "monitoring" / "reports"
-
-
 def drift_report(
     settings: Settings,
     model_uri: str,
@@ -144,7 +138,7 @@ def _result(
     analysis: DriftAnalysis,
     stem: str,
 ) -> DriftResult:
-    folder = reports_dir(settings)
+    folder = settings.monitoring_reports_dir
     quality = dict(analysis.quality)
     if window.rows_without_features:
         quality["rows_without_features"] = window.rows_without_features

@@ -158,16 +158,12 @@ def run_performance_check(settings: Settings, options: WatchOptions, checks: Che
     return result
 
 
-def reports_dir(settings: Settings) -> Path:
-    """The monitoring report folder (``monitoring.reports_dir`` or HOME/monitoring/reports)."""
-    configured = settings.monitoring.reports_dir
-    return Path(configured) if configured else settings.home / "monitoring" / "reports"
-
-
 def save_performance(settings: Settings, result: PerformanceResult) -> Path:
     """Write a performance result as JSON in the reports folder: the evidence of a trigger."""
     name = model_name(result.model_uri).replace("/", "_")
-    path = reports_dir(settings) / "performance" / name / f"{result.start}_{result.end}.json"
+    path = (
+        settings.monitoring_reports_dir / "performance" / name / f"{result.start}_{result.end}.json"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(result.model_dump_json(indent=2))
     return path.resolve()
