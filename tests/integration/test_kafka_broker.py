@@ -123,3 +123,29 @@ def test_cli_up_status_down(tmp_path: Path, jars_dir: Path) -> None:
     assert "stopped" in down.stdout
     stopped = _cli("status", env=env)
     assert stopped.returncode == 1 and "not running" in stopped.stdout
+
+
+def test_backlog_counts_what_is_left_to_read(kafka_settings: KafkaSettings) -> None:
+    from tests.support.stream import unique_topics
+
+    from fraudrisk.io.kafka import backlog
+
+    settings = unique_topics(kafka_settings)
+    ensure_topics(settings)
+    tag = f"run-{uuid.uuid4().hex[:8]}"
+    producer = make_producer(settings)
+    for i in range(300):
+        producer.produce(settings.transactions_topic, key=f"c{i % 31}", value=f"{tag}-{i}")
+    assert producer.flush(30) == 0
+    consumer = make_consumer(settings, f"group-{tag}")
+    consumer.subscribe([settings.transactions_topic])
+    try:
+        read = []
+        while not read:  # the first message arrives once the group has assigned the partitions
+            read = consumer.consume(100, timeout=2.0)
+        assert backlog(consumer) == 300 - len(read)
+        while len(read) < 300:
+            read += consumer.consume(300, timeout=2.0)
+        assert backlog(consumer) == 0
+    finally:
+        consumer.close()

@@ -175,6 +175,67 @@ def test_broker_restarts_lose_and_duplicate_nothing(
         broker.stop()
 
 
+def wait_committed(
+    run: Run, messages: int, process: subprocess.Popen[bytes], timeout_s: float = 180
+) -> None:
+    """Wait until the scorer's group has committed offsets past ``messages`` messages."""
+    from confluent_kafka import KafkaException, TopicPartition
+
+    from fraudrisk.io.kafka import make_consumer
+
+    reader = make_consumer(run.kafka, run.group)  # never subscribes: only reads the offsets
+    topic = run.kafka.transactions_topic
+    partitions = [TopicPartition(topic, p) for p in range(run.kafka.partitions)]
+    deadline = time.monotonic() + timeout_s
+
+    def committed() -> int:
+        try:
+            return sum(max(p.offset, 0) for p in reader.committed(partitions, timeout=10))
+        except KafkaException:  # e.g. the group coordinator is still loading
+            return -1
+
+    try:
+        while committed() < messages:
+            assert process.poll() is None, run.log_tail()
+            assert time.monotonic() < deadline, f"{messages} offsets not committed in time"
+            time.sleep(0.1)
+    finally:
+        reader.close()
+
+
+def test_an_idle_exit_waits_out_a_broker_that_is_down(
+    jars_dir: Path, model_home: Path, tmp_path: Path
+) -> None:
+    """No messages while the broker is down is not the end of the log (CI once lost 12 %)."""
+    from fraudrisk.io.jars import resolve_jars
+
+    sample = replay(4_000, bad_every=1_000)
+    half = len(sample.messages) // 2
+    broker = LocalKafkaBroker(resolve_jars("kafka", jars_dir))
+    port, controller = free_port(), free_port()
+    data = tmp_path / "kafka"
+    bootstrap = broker.start(port, controller, data)
+    try:
+        run = deployment(KafkaSettings(bootstrap_servers=bootstrap), model_home, tmp_path)
+        produce(run.kafka, sample.messages[:half])
+        scorer = run.start()  # --idle-exit 6
+        wait_committed(run, half, scorer)  # no Kafka transaction is left in flight
+        broker.stop()
+        time.sleep(10)  # longer than the idle exit: an exit here would lose the second half
+        assert scorer.poll() is None, f"exited while the broker was down:\n{run.log_tail()}"
+        broker.start(port, controller, data)
+        produce(run.kafka, sample.messages[half:])
+        assert finish(scorer) == 0
+        store = AlertStore(run.store_url)
+        try:
+            stored = list(store.transaction_ids())
+        finally:
+            store.close()
+        assert set(stored) == sample.valid_ids and not duplicates(stored)
+    finally:
+        broker.stop()
+
+
 def test_negative_control_committing_first_loses_transactions(
     kafka_settings: KafkaSettings, model_home: Path, transactions: Replay, tmp_path: Path
 ) -> None:

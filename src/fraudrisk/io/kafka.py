@@ -169,3 +169,31 @@ def _wait_for_leaders(admin: AdminClient, names: list[str], timeout: float) -> N
             missing = sorted(set(names) - set(ready))
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"no leader yet: {missing}"))
         time.sleep(0.2)
+
+
+def backlog(consumer: Consumer, timeout: float = 5.0) -> int | None:
+    """Messages still to read on the consumer's assigned partitions, or None if unknown now.
+
+    A partition not read yet counts from its committed offset, or from the log start when the
+    group has none (``auto.offset.reset=earliest``). None when the broker cannot answer (e.g.
+    while it restarts): a caller deciding whether it is done must then assume it is not.
+
+    Args:
+        consumer: A subscribed consumer.
+        timeout: Seconds to wait for each partition's high watermark.
+    """
+    try:
+        positions = consumer.position(consumer.assignment())
+        unread = [p for p in positions if p.offset < 0]
+        answered = consumer.committed(unread, timeout=timeout) if unread else []
+        committed = {(p.topic, p.partition): p.offset for p in answered}
+        remaining = 0
+        for partition in positions:
+            low, high = consumer.get_watermark_offsets(partition, timeout=timeout, cached=False)
+            offset = partition.offset
+            if offset < 0:
+                offset = committed.get((partition.topic, partition.partition), -1)
+            remaining += max(high - (offset if offset >= 0 else low), 0)
+    except KafkaException:
+        return None
+    return remaining

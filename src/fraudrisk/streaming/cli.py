@@ -36,7 +36,11 @@ def score(
         int | None, typer.Option(help="Stop after this many messages (default: run forever).")
     ] = None,
     idle_exit: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds without messages.")
+        float | None,
+        typer.Option(
+            help="Stop after this many seconds without messages, once nothing is left to read "
+            "(a broker that is down or restarting is waited for)."
+        ),
     ] = None,
     metrics_port: Annotated[
         int | None, typer.Option(help="Serve Prometheus metrics on 127.0.0.1:PORT.")

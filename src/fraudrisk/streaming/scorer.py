@@ -135,7 +135,11 @@ class StreamScorer:
 
     # -------------------------------------------------------------------------------- run
     def run(self, on_batch: Callable[[StreamTotals], None] | None = None) -> StreamTotals:
-        """Consume until stopped (signal, ``max_messages`` or ``idle_exit_s``)."""
+        """Consume until stopped (signal, ``max_messages`` or ``idle_exit_s``).
+
+        The idle exit needs both: no message for ``idle_exit_s`` and nothing left to read on
+        the assigned partitions (a broker that restarts also delivers no messages).
+        """
         from fraudrisk.io.kafka import make_consumer, make_producer
 
         kafka = self.settings.kafka
@@ -171,6 +175,8 @@ class StreamScorer:
             if not messages:
                 if not self._assigned:  # joining the group is not being idle
                     idle_since = time.monotonic()
+                elif self._idle_too_long(idle_since) and not self._caught_up(consumer):
+                    idle_since = time.monotonic()  # e.g. the broker restarts: wait for it
                 else:
                     self._collect_while_idle()
                 continue
@@ -241,12 +247,26 @@ class StreamScorer:
             consumer.seek(partition)
 
     def _done(self, idle_since: float) -> bool:
-        limit, idle = self.options.max_messages, self.options.idle_exit_s
+        limit = self.options.max_messages
         return (
             self.stopping
             or (limit is not None and self.totals.consumed >= limit)
-            or (idle is not None and time.monotonic() - idle_since > idle)
+            or self._idle_too_long(idle_since)
         )
+
+    def _idle_too_long(self, idle_since: float) -> bool:
+        idle = self.options.idle_exit_s
+        return idle is not None and time.monotonic() - idle_since > idle
+
+    def _caught_up(self, consumer: Consumer) -> bool:
+        """Idle exit only at the log end: no messages may also mean an unreachable broker."""
+        from fraudrisk.io.kafka import backlog
+
+        remaining = backlog(consumer)
+        if remaining != 0:
+            log.info("idle, but %s messages are still to read: waiting",
+                     "an unknown number of" if remaining is None else remaining)  # fmt: skip
+        return remaining == 0
 
     def _poll(self, consumer: Consumer) -> list[Message]:
         """The next batch: wait for one message, then take what else is already fetched.
