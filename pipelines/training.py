@@ -47,7 +47,13 @@ def training_pipeline(
         calibrated_model=calibrated.outputs["calibrated_model"],
         costs=costs,
     )
-    verdict = validate(evaluation=evaluated.outputs["evaluation"], gate=gate)
+    verdict = validate(
+        dataset=dataset.outputs["dataset"],
+        recipe=tuned.outputs["recipe"],
+        calibrated_model=calibrated.outputs["calibrated_model"],
+        evaluation=evaluated.outputs["evaluation"],
+        gate=gate,
+    )
     with dsl.If(verdict.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
         register(
             dataset=dataset.outputs["dataset"],

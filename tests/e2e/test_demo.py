@@ -115,5 +115,8 @@ def assert_drift_retrained(out, home):
     assert report.with_suffix(".json").is_file()
     version = re.search(r"new challenger: fraud-risk version (\d+)", out)
     assert version and int(version.group(1)) >= 3  # after v1 (champion) and step 6's v2
+    # The default gate, champion and challenger scored on the same (changed) hold-out week.
+    gate = re.search(r"gate: passed, head-to-head with champion v1 on the hold-out 2018-1", out)
+    assert gate, out[-3000:]
     rows = dict(re.findall(r"│ (champion|challenger v\d+)\s+│ \d+\s+│ (0\.\d+)", out))
     assert float(rows[f"challenger v{version.group(1)}"]) > float(rows["champion"]) + 0.2

@@ -16,7 +16,7 @@ from fraudrisk.config import Settings
 from fraudrisk.features.definitions import FEATURE_NAMES
 from fraudrisk.features.online import CustomerState, TerminalState
 from fraudrisk.inference.state import MemoryStateReader
-from fraudrisk.training.calibrate import calibrate
+from fraudrisk.training.calibrate import CalibratedModel, calibrate
 from fraudrisk.training.gate import GateResult
 from fraudrisk.training.registry import RegisteredVersion, register_model
 from fraudrisk.training.thresholds import choose_thresholds
@@ -24,16 +24,27 @@ from fraudrisk.training.thresholds import choose_thresholds
 GOOD = {"average_precision": 0.8, "auc_roc": 0.95, "card_precision@100": 0.4}
 
 
-def register_xgboost(
-    settings: Settings, frame: pd.DataFrame, seed: int = 0, n_estimators: int = 40
-) -> RegisteredVersion:
-    """Train on the first two thirds of ``frame``, calibrate on the rest, register (passed)."""
+def fit_calibrated(frame: pd.DataFrame, seed: int = 0, n_estimators: int = 40) -> CalibratedModel:
+    """XGBoost trained on the first two thirds of ``frame``, calibrated on the rest."""
     names = list(FEATURE_NAMES)
     cut = int(len(frame) * 2 / 3)
     train, hold = frame.iloc[:cut], frame.iloc[cut:]
     model = XGBClassifier(n_estimators=n_estimators, max_depth=3, random_state=seed, n_jobs=1)
     model.fit(train[names].to_numpy(np.float32), train["tx_fraud"].to_numpy())
-    calibrated = calibrate(model, hold[names].astype(np.float32), hold["tx_fraud"], "isotonic")
+    return calibrate(model, hold[names].astype(np.float32), hold["tx_fraud"], "isotonic")
+
+
+def register_xgboost(
+    settings: Settings,
+    frame: pd.DataFrame,
+    seed: int = 0,
+    n_estimators: int = 40,
+    training_data_ref: str = "synthetic",
+) -> RegisteredVersion:
+    """Register :func:`fit_calibrated`'s model (passed), thresholds from its last third."""
+    names = list(FEATURE_NAMES)
+    hold = frame.iloc[int(len(frame) * 2 / 3) :]
+    calibrated = fit_calibrated(frame, seed, n_estimators)
     p = calibrated.predict_fraud_probability(hold[names].astype(np.float32))
     return register_model(
         settings,
@@ -43,7 +54,7 @@ def register_xgboost(
         artifacts={},
         feature_names=names,
         input_example=hold[names].head(3).astype(np.float32),
-        training_data_ref="synthetic",
+        training_data_ref=training_data_ref,
         thresholds=choose_thresholds(hold["tx_fraud"], p),
         gate_result=GateResult(passed=True),
         run_name=f"serving-test-{seed}",

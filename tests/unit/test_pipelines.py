@@ -89,7 +89,10 @@ def test_validate_component_gates_a_tiny_metrics_json(
     try:
         for floor, expected in ((0.5, True), (0.8, False)):
             verdict = tmp_path / f"gate-{floor}.json"
-            result = validate.python_func(
+            result = validate.python_func(  # no champion: the candidate's files are not read
+                dataset=SimpleNamespace(path=str(tmp_path / "dataset")),
+                recipe=SimpleNamespace(path=str(tmp_path / "recipe.json")),
+                calibrated_model=SimpleNamespace(path=str(tmp_path / "model.pkl")),
                 evaluation=SimpleNamespace(path=str(evaluation)),
                 gate_result=SimpleNamespace(path=str(verdict)),
                 gate={"min_average_precision": floor},

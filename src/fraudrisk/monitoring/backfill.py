@@ -9,7 +9,6 @@ tagged, so the next report loads it like any other.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -100,19 +99,12 @@ def build_missing_reference(
 
 def _recorded_training(tags: dict[str, str]) -> dict[str, Any]:
     """``table_uri``, ``start`` and ``end`` (inclusive) of the recorded training period."""
-    from fraudrisk.training.registry import TRAINING_DATA_TAG
+    from fraudrisk.training.registry import recorded_training_data
 
-    try:
-        ref = json.loads(tags.get(TRAINING_DATA_TAG, ""))
-    except json.JSONDecodeError:
-        return {}
-    if not isinstance(ref, dict):
-        return {}
+    ref = recorded_training_data(tags)
     found: dict[str, Any] = {"table_uri": ref.get("table_uri")}
-    period = str(ref.get("train_period", ""))
-    if ".." in period:
-        first, end_exclusive = (dt.date.fromisoformat(p) for p in period.split(".."))
-        found |= {"start": first, "end": end_exclusive - dt.timedelta(days=1)}
+    if "train_start" in ref:
+        found |= {"start": ref["train_start"], "end": ref["train_end"] - dt.timedelta(days=1)}
     return found
 
 

@@ -116,6 +116,12 @@ def _train_table(result: Any, seconds: float) -> Table:
     table.add_row("aliases", ", ".join(result.aliases) or "none", "")
     verdict = "passed" if result.gate.passed else "rejected"
     table.add_row("gate", "\n".join([verdict, *result.gate.reasons]), "")
+    table.add_row("compared with", result.gate.comparison, "")
+    compared = result.gate.head_to_head
+    if compared is not None:
+        for name in ("average_precision", "card_precision_at_100"):
+            ours, theirs = compared.candidate[name], compared.champion[name]
+            table.add_row(f"hold-out {name}", f"candidate {ours:.3f} · champion {theirs:.3f}", "")
     table.add_row("recipe", f"{result.recipe.model}, {result.recipe.window_days}-day window", "")
     folds = result.metrics["test_folds"]
     for name, best in BOOK_BEST.items():

@@ -18,6 +18,8 @@ The served model unpickles :class:`FraudProbabilityModel`, so the serving image 
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -213,6 +215,30 @@ def bootstrap_champion(settings: Settings, version: str | int) -> None:
     if current is not None:
         raise ValueError(f"a champion already exists (version {current}); promote instead")
     promote(settings, version, CHAMPION)
+
+
+def recorded_training_data(tags: Mapping[str, str]) -> dict[str, Any]:
+    """What a version's ``training_data_ref`` tag records, with ``train_period`` parsed.
+
+    Args:
+        tags: The version's tags.
+
+    Returns:
+        The recorded reference (``table_uri``, ``holdout``…) plus ``train_start`` and
+        ``train_end`` (dates, end exclusive) when the period is recorded; ``{}`` when the tag
+        is missing or unreadable (versions registered by hand).
+    """
+    try:
+        ref = json.loads(tags.get(TRAINING_DATA_TAG, ""))
+    except json.JSONDecodeError:
+        return {}
+    if not isinstance(ref, dict):
+        return {}
+    period = str(ref.get("train_period", ""))
+    if ".." in period:
+        first, end = (dt.date.fromisoformat(day) for day in period.split("..", 1))
+        ref |= {"train_start": first, "train_end": end}
+    return ref
 
 
 def champion_metrics(settings: Settings) -> dict[str, float] | None:

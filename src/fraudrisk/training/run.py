@@ -18,6 +18,7 @@ from fraudrisk.config import Settings
 from fraudrisk.console import err_console, progress_bar
 from fraudrisk.training import recipes, registry, steps
 from fraudrisk.training.gate import GateConfig, GateResult
+from fraudrisk.training.head_to_head import CandidateFiles
 from fraudrisk.training.recipes import Recipe
 from fraudrisk.training.report import evaluation_artifacts
 
@@ -126,7 +127,10 @@ def run_training(
                 files["dataset"], files["recipe"], files["calibrated_model"], workdir
             ),
         )
-        verdict = stage("validate", lambda: steps.validate_step(metrics, settings, gate_config))
+        candidate = CandidateFiles(files["dataset"], files["recipe"], files["calibrated_model"])
+        verdict = stage(
+            "validate", lambda: steps.validate_step(metrics, settings, gate_config, candidate)
+        )
         version = stage("register", lambda: _register(settings, files, metrics, verdict, bootstrap))
     return TrainingResult(
         version=version,

@@ -1,21 +1,15 @@
 """The stages of the training pipeline: plain functions from files and URIs to files.
 
 A KFP component body is one call to one of these; :mod:`fraudrisk.training.run` chains them
-in-process. Dates of the *served* model (:func:`plan_windows`): with L the last day of the
-dataset, labels are known up to L − delay; the hold-out week is the last labelled week, and the
-training window ends ``delay`` days before it, so the model is calibrated (and its thresholds
-chosen) on transactions it meets a delay after its last label, as in production. The
+in-process. Dates of the *served* model: :func:`fraudrisk.training.windows.plan_windows`. The
 *evaluation* retrains the recipe under the handbook protocol (4 prequential test folds, known
 cards filtered): these are the gate's metrics, comparable with the book and the champion.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
-import pickle
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +28,7 @@ from fraudrisk.training.calibrate import (
 from fraudrisk.training.dataset import load_frame
 from fraudrisk.training.explain import shap_summary_plot
 from fraudrisk.training.gate import GateConfig, GateResult, gate
+from fraudrisk.training.head_to_head import CandidateFiles
 from fraudrisk.training.metrics import average_precision
 from fraudrisk.training.protocol import METRICS, SCORE, summarise
 from fraudrisk.training.recipes import TUNED_56DAY, ModelKind, Recipe
@@ -44,53 +39,17 @@ from fraudrisk.training.report import (
     scenario_recall,
     score_test_folds,
 )
-from fraudrisk.training.splits import (
-    BASELINE_TRAIN_START,
-    DELTA_ASSESSMENT,
-    DELTA_DELAY,
-)
+from fraudrisk.training.splits import BASELINE_TRAIN_START
+from fraudrisk.training.step_files import dump_pickle, load_pickle, read_dataset, read_recipe
 from fraudrisk.training.thresholds import DecisionCosts, Thresholds, choose_thresholds
 from fraudrisk.training.tune import tune
+from fraudrisk.training.windows import plan_windows, rows_between
 
 #: Alert budget of the per-scenario recall: cards an analyst team checks per day (as CP@100).
 #: Fewer hold-out frauds than this: Platt scaling instead of isotonic regression.
 MIN_FRAUDS_ISOTONIC = 200
 #: The book's best published test results (§4 of the benchmark spec).
 BOOK_BEST = {"auc_roc": 0.875, "average_precision": 0.694, "card_precision_at_100": 0.304}
-
-
-@dataclass(frozen=True)
-class Windows:
-    """Training and hold-out periods of the served model (``*_end`` exclusive)."""
-
-    train_start: dt.date
-    train_end: dt.date
-    holdout_start: dt.date
-    holdout_end: dt.date
-
-
-def plan_windows(frame: pd.DataFrame, window_days: int) -> Windows:
-    """The training window and hold-out week of the served model (see the module docstring).
-
-    Raises:
-        ValueError: If the dataset is too short for the window, the delay and the hold-out.
-    """
-    days = frame["tx_datetime"].dt.normalize()
-    labelled_end = (days.max() + pd.Timedelta(days=1 - DELTA_DELAY)).date()
-    holdout_start = labelled_end - dt.timedelta(days=DELTA_ASSESSMENT)
-    train_end = holdout_start - dt.timedelta(days=DELTA_DELAY)
-    train_start = train_end - dt.timedelta(days=window_days)
-    if train_start < days.min().date():
-        raise ValueError(
-            f"the dataset starts after {train_start}: too short for {window_days} days"
-        )
-    return Windows(train_start, train_end, holdout_start, labelled_end)
-
-
-def rows_between(frame: pd.DataFrame, start: dt.date, end: dt.date) -> pd.DataFrame:
-    """Rows with ``tx_datetime`` in [start, end)."""
-    stamps = frame["tx_datetime"]
-    return frame[(stamps >= pd.Timestamp(start)) & (stamps < pd.Timestamp(end))]
 
 
 def build_dataset(table_uri: str, lake_uri: str, out_path: Path) -> Path:
@@ -115,29 +74,6 @@ def build_dataset(table_uri: str, lake_uri: str, out_path: Path) -> Path:
     }
     out_path.with_suffix(".json").write_text(json.dumps(ref, indent=2))
     return out_path
-
-
-def read_dataset(path: Path) -> pd.DataFrame:
-    """The frame written by :func:`build_dataset`."""
-    return pd.read_parquet(path)
-
-
-def read_recipe(path: Path) -> Recipe:
-    """A recipe written as JSON."""
-    return Recipe.from_json(path.read_text())
-
-
-def load_pickle(path: Path) -> Any:
-    """Unpickle a model written by a step (only files this pipeline wrote)."""
-    with path.open("rb") as handle:
-        return pickle.load(handle)
-
-
-def _dump_pickle(value: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as handle:
-        pickle.dump(value, handle)
-    return path
 
 
 def tune_step(
@@ -213,7 +149,7 @@ def train_step(dataset_path: Path, recipe_path: Path, out_model_path: Path) -> P
     frame, recipe = read_dataset(dataset_path), read_recipe(recipe_path)
     windows = plan_windows(frame, recipe.window_days)
     estimator = models.fit(recipe, rows_between(frame, windows.train_start, windows.train_end))
-    return _dump_pickle(estimator, out_model_path)
+    return dump_pickle(estimator, out_model_path)
 
 
 def calibrate_step(
@@ -228,7 +164,7 @@ def calibrate_step(
     model = calibrate(load_pickle(model_path), _inputs(recipe, holdout), labels, method=method)
     probabilities = model.predict_fraud_probability(_inputs(recipe, holdout))
     reliability_plot(labels, probabilities, plot_path, title=f"Reliability, hold-out ({method})")
-    _dump_pickle(model, out_model_path)
+    dump_pickle(model, out_model_path)
     return model
 
 
@@ -304,10 +240,24 @@ def gate_metrics(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def validate_step(
-    metrics: dict[str, Any], settings: Settings, gate_config: GateConfig | None = None
+    metrics: dict[str, Any],
+    settings: Settings,
+    gate_config: GateConfig | None = None,
+    candidate: CandidateFiles | None = None,
 ) -> GateResult:
-    """Gate the test-fold means against the floors and the current champion (if any)."""
-    return gate(gate_metrics(metrics), registry.champion_metrics(settings), gate_config)
+    """Gate the test-fold means against the floors, and the candidate against the champion.
+
+    With the candidate's files the regression checks compare both models on the candidate's
+    hold-out rows (:mod:`fraudrisk.training.head_to_head`); otherwise, or when that is not
+    possible, on each model's recorded test-fold metrics.
+    """
+    recorded = registry.champion_metrics(settings)
+    if recorded is None or candidate is None:
+        return gate(gate_metrics(metrics), recorded, gate_config)
+    compared = candidate.compare_with_champion(settings)
+    if isinstance(compared, str):
+        return gate(gate_metrics(metrics), recorded, gate_config, fallback_reason=compared)
+    return gate(gate_metrics(metrics), recorded, gate_config, head_to_head=compared)
 
 
 def register_step(

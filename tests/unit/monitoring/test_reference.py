@@ -37,6 +37,7 @@ from fraudrisk.training.mlflow_io import mlflow_client
 from fraudrisk.training.protocol import METRICS
 from fraudrisk.training.recipes import Recipe
 from fraudrisk.training.thresholds import choose_thresholds
+from fraudrisk.training.windows import plan_windows, rows_between
 
 
 def test_registration_logs_a_reference_the_version_points_at(monitored: Monitored) -> None:
@@ -140,7 +141,7 @@ def test_register_step_logs_the_training_window_as_reference(
     recipe.write_text(Recipe(model="xgboost", window_days=14).to_json())
     model = tmp_path / "model.pkl"
     pd.to_pickle(monitored.model, model)
-    windows = steps.plan_windows(frame, 14)
+    windows = plan_windows(frame, 14)
     means = {name: 0.5 for name in METRICS}
     metrics = {
         "test_folds": {"mean": means, "std": means},
@@ -156,7 +157,7 @@ def test_register_step_logs_the_training_window_as_reference(
         metrics=metrics, artifacts={}, gate_result=GateResult(passed=True),
     )  # fmt: skip
     reference = load_reference(monitored.settings, version.model_uri)
-    training = steps.rows_between(frame, windows.train_start, windows.train_end)
+    training = rows_between(frame, windows.train_start, windows.train_end)
     assert len(reference.rows) == REFERENCE_ROWS
     assert set(reference.rows["transaction_id"]) <= set(training["transaction_id"])
     assert reference.rows[SCORE_COLUMN].between(0, 1).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from fraudrisk.training.gate import GateConfig, gate
+from fraudrisk.training.gate import GateConfig, HeadToHead, gate
 
 CONFIG = GateConfig(
     min_average_precision=0.6,
@@ -64,3 +64,32 @@ def test_default_config_and_json_round_trip() -> None:
     result = gate(GOOD, {"average_precision": 0.9})
     assert not result.passed
     assert type(result).model_validate_json(result.model_dump_json()) == result
+
+
+def _head_to_head(candidate_ap: float, champion_ap: float) -> HeadToHead:
+    return HeadToHead(
+        period="2018-09-17..2018-09-24",
+        transactions=9_000,
+        frauds=80,
+        champion_version="3",
+        candidate={"average_precision": candidate_ap, "auc_roc": 0.9},
+        champion={"average_precision": champion_ap, "auc_roc": 0.9},
+    )
+
+
+def test_a_head_to_head_replaces_the_recorded_champion_metrics() -> None:
+    recorded = {"average_precision": 0.95}  # the champion on its own, older test folds
+    newer_world = gate(GOOD, recorded, CONFIG, head_to_head=_head_to_head(0.62, 0.20))
+    assert newer_world.passed, newer_world.reasons
+    assert newer_world.comparison.startswith("head-to-head with champion v3 on the hold-out")
+    assert newer_world.head_to_head is not None
+    assert not gate(GOOD, recorded, CONFIG).passed  # what the recorded metrics alone would say
+    worse = gate(GOOD, {"average_precision": 0.1}, CONFIG, head_to_head=_head_to_head(0.5, 0.6))
+    assert not worse.passed
+    assert any("0.5000 regresses 0.1000 below the champion's 0.6000" in r for r in worse.reasons)
+
+
+def test_the_fallback_says_why() -> None:
+    result = gate(GOOD, {"average_precision": 0.70}, CONFIG, fallback_reason="no fraud")
+    assert result.comparison == "recorded test-fold metrics (no fraud)"
+    assert gate(GOOD, None, CONFIG).comparison == "no champion: floors only"

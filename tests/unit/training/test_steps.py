@@ -14,8 +14,9 @@ from tests.support.data import PERMISSIVE, build_lake
 from fraudrisk.config import Settings, get_settings
 from fraudrisk.training import registry, results
 from fraudrisk.training.run import TrainingResult, resolve_recipe, run_training
-from fraudrisk.training.steps import plan_windows, read_dataset
+from fraudrisk.training.step_files import read_dataset
 from fraudrisk.training.tune import default_study_name
+from fraudrisk.training.windows import plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +161,20 @@ def test_trials_are_nested_mlflow_runs_and_a_second_run_resumes(
     assert len(study.trials) == 4
     assert second.version.version == "2"
     assert second.aliases == [registry.CHALLENGER]  # champion stays on version 1
+    assert_compared_head_to_head(first_run, second)
+
+
+def assert_compared_head_to_head(first: TrainingResult, second: TrainingResult) -> None:
+    """The gate scored champion v1 on v2's hold-out, the days v1 was itself calibrated on.
+
+    v1's evaluation measured it on those rows in memory; the gate loaded it back through the
+    registry and the serving loader: the two must agree, as must v2's own numbers.
+    """
+    compared = second.gate.head_to_head
+    assert compared is not None, second.gate.comparison
+    assert compared.champion_version == "1"
+    assert compared.period == "2018-09-17..2018-09-24"
+    assert second.gate.comparison.startswith("head-to-head with champion v1")
+    for run, side in ((first, compared.champion), (second, compared.candidate)):
+        recorded = run.metrics["holdout"]["average_precision"]
+        assert side["average_precision"] == pytest.approx(recorded, abs=1e-9)
