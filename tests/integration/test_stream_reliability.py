@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,30 +150,51 @@ def test_sigkills_and_a_crash_before_the_commit_lose_and_duplicate_nothing(
     assert_exactly_once(run, transactions)
 
 
-def test_broker_restarts_lose_and_duplicate_nothing(
-    jars_dir: Path, model_home: Path, transactions: Replay, tmp_path: Path
-) -> None:
-    from fraudrisk.io.jars import resolve_jars
+class OwnBroker:
+    """A broker of the test's own, on fixed ports and data, so that it can be restarted."""
 
-    broker = LocalKafkaBroker(resolve_jars("kafka", jars_dir))
-    port, controller = free_port(), free_port()
-    data = tmp_path / "kafka"
-    bootstrap = broker.start(port, controller, data)
+    def __init__(self, jars_dir: Path, data: Path) -> None:
+        from fraudrisk.io.jars import resolve_jars
+
+        self.broker = LocalKafkaBroker(resolve_jars("kafka", jars_dir))
+        self.ports, self.data = (free_port(), free_port()), data
+
+    def start(self) -> str:
+        return self.broker.start(*self.ports, self.data)
+
+    def stop(self) -> None:
+        self.broker.stop()
+
+
+@pytest.fixture()
+def own_broker(jars_dir: Path, tmp_path: Path) -> Iterator[tuple[OwnBroker, KafkaSettings]]:
+    broker = OwnBroker(jars_dir, tmp_path / "kafka")
+    bootstrap = broker.start()
     try:
-        run = deployment(KafkaSettings(bootstrap_servers=bootstrap), model_home, tmp_path)
-        produce(run.kafka, transactions.messages)
-        scorer = run.start()
-        for fraction in (0.25, 0.5, 0.75):
-            while run.scored() < fraction * N:
-                assert scorer.poll() is None
-                time.sleep(0.05)
-            broker.stop()
-            time.sleep(2)
-            broker.start(port, controller, data)
-        assert finish(scorer) == 0
-        assert_exactly_once(run, transactions)
+        yield broker, KafkaSettings(bootstrap_servers=bootstrap)
     finally:
         broker.stop()
+
+
+def test_broker_restarts_lose_and_duplicate_nothing(
+    own_broker: tuple[OwnBroker, KafkaSettings],
+    model_home: Path,
+    transactions: Replay,
+    tmp_path: Path,
+) -> None:
+    broker, kafka = own_broker
+    run = deployment(kafka, model_home, tmp_path)
+    produce(run.kafka, transactions.messages)
+    scorer = run.start()
+    for fraction in (0.25, 0.5, 0.75):
+        while run.scored() < fraction * N:
+            assert scorer.poll() is None
+            time.sleep(0.05)
+        broker.stop()
+        time.sleep(2)
+        broker.start()
+    assert finish(scorer) == 0
+    assert_exactly_once(run, transactions)
 
 
 def wait_committed(
@@ -204,36 +226,28 @@ def wait_committed(
 
 
 def test_an_idle_exit_waits_out_a_broker_that_is_down(
-    jars_dir: Path, model_home: Path, tmp_path: Path
+    own_broker: tuple[OwnBroker, KafkaSettings], model_home: Path, tmp_path: Path
 ) -> None:
     """No messages while the broker is down is not the end of the log (CI once lost 12 %)."""
-    from fraudrisk.io.jars import resolve_jars
-
+    broker, kafka = own_broker
     sample = replay(4_000, bad_every=1_000)
     half = len(sample.messages) // 2
-    broker = LocalKafkaBroker(resolve_jars("kafka", jars_dir))
-    port, controller = free_port(), free_port()
-    data = tmp_path / "kafka"
-    bootstrap = broker.start(port, controller, data)
+    run = deployment(kafka, model_home, tmp_path)
+    produce(run.kafka, sample.messages[:half])
+    scorer = run.start()  # --idle-exit 6
+    wait_committed(run, half, scorer)  # no Kafka transaction is left in flight
+    broker.stop()
+    time.sleep(10)  # longer than the idle exit: an exit here would lose the second half
+    assert scorer.poll() is None, f"exited while the broker was down:\n{run.log_tail()}"
+    broker.start()
+    produce(run.kafka, sample.messages[half:])
+    assert finish(scorer) == 0
+    store = AlertStore(run.store_url)
     try:
-        run = deployment(KafkaSettings(bootstrap_servers=bootstrap), model_home, tmp_path)
-        produce(run.kafka, sample.messages[:half])
-        scorer = run.start()  # --idle-exit 6
-        wait_committed(run, half, scorer)  # no Kafka transaction is left in flight
-        broker.stop()
-        time.sleep(10)  # longer than the idle exit: an exit here would lose the second half
-        assert scorer.poll() is None, f"exited while the broker was down:\n{run.log_tail()}"
-        broker.start(port, controller, data)
-        produce(run.kafka, sample.messages[half:])
-        assert finish(scorer) == 0
-        store = AlertStore(run.store_url)
-        try:
-            stored = list(store.transaction_ids())
-        finally:
-            store.close()
-        assert set(stored) == sample.valid_ids and not duplicates(stored)
+        stored = list(store.transaction_ids())
     finally:
-        broker.stop()
+        store.close()
+    assert set(stored) == sample.valid_ids and not duplicates(stored)
 
 
 def test_negative_control_committing_first_loses_transactions(

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaException, Message
 
 from fraudrisk.alerts.store import AlertStore, ColumnsWritten, ScoreColumns
 from fraudrisk.config import Settings
@@ -35,6 +35,7 @@ from fraudrisk.streaming.committer import KafkaCommitter, restart
 from fraudrisk.streaming.decode import Decoded, decode
 from fraudrisk.streaming.metrics import StreamMetrics
 from fraudrisk.streaming.outputs import Outgoing, dead_letters, next_offsets, score_messages
+from fraudrisk.streaming.polling import caught_up, poll_batch, rewind_to_committed
 from fraudrisk.streaming.records import StreamTotals, score_columns
 
 log = logging.getLogger(__name__)
@@ -171,11 +172,11 @@ class StreamScorer:
     def _loop(self, consumer: Consumer, on_batch: Callable[[StreamTotals], None] | None) -> None:
         idle_since = time.monotonic()
         while not self._done(idle_since):
-            messages = self._poll(consumer)
+            messages = poll_batch(consumer, self.options.poll_timeout_s, self.options.batch_size)
             if not messages:
                 if not self._assigned:  # joining the group is not being idle
                     idle_since = time.monotonic()
-                elif self._idle_too_long(idle_since) and not self._caught_up(consumer):
+                elif self._idle_too_long(idle_since) and not caught_up(consumer):
                     idle_since = time.monotonic()  # e.g. the broker restarts: wait for it
                 else:
                     self._collect_while_idle()
@@ -230,21 +231,7 @@ class StreamScorer:
         log.warning("Kafka transaction failed (%s): aborting and replaying the batch", kafka_error)
         self.metrics.retries.inc()
         self.committer.abort()
-        self._rewind(consumer)
-
-    def _rewind(self, consumer: Consumer) -> None:
-        """Seek every assigned partition back to its committed offset (or the log start)."""
-        while True:
-            try:
-                committed = consumer.committed(consumer.assignment(), timeout=30)
-                break
-            except KafkaException as error:
-                log.warning("cannot read committed offsets yet (%s): retrying", error.args[0])
-                time.sleep(1)
-        for partition in committed:
-            if partition.offset < 0:
-                partition.offset = OFFSET_BEGINNING
-            consumer.seek(partition)
+        rewind_to_committed(consumer)
 
     def _done(self, idle_since: float) -> bool:
         limit = self.options.max_messages
@@ -257,37 +244,6 @@ class StreamScorer:
     def _idle_too_long(self, idle_since: float) -> bool:
         idle = self.options.idle_exit_s
         return idle is not None and time.monotonic() - idle_since > idle
-
-    def _caught_up(self, consumer: Consumer) -> bool:
-        """Idle exit only at the log end: no messages may also mean an unreachable broker."""
-        from fraudrisk.io.kafka import backlog
-
-        remaining = backlog(consumer)
-        if remaining != 0:
-            log.info("idle, but %s messages are still to read: waiting",
-                     "an unknown number of" if remaining is None else remaining)  # fmt: skip
-        return remaining == 0
-
-    def _poll(self, consumer: Consumer) -> list[Message]:
-        """The next batch: wait for one message, then take what else is already fetched.
-
-        ``consume(n, timeout)`` would wait for n messages or the whole timeout; waiting only
-        for the first one keeps a trickle's latency low, and a backlog still comes in full
-        batches (the client prefetches).
-        """
-        first = consumer.poll(self.options.poll_timeout_s)
-        if first is None:
-            return []
-        more = self.options.batch_size - 1
-        messages = [first, *consumer.consume(more, 0)] if more else [first]
-        good = []
-        for message in messages:
-            error = message.error()
-            if error is None:
-                good.append(message)
-            elif error.code() != KafkaError._PARTITION_EOF:
-                log.error("consumer error: %s", error)
-        return good
 
     def _on_assign(self, consumer: Consumer, partitions: list[Any]) -> None:
         log.info("partitions assigned: %s", [p.partition for p in partitions])
