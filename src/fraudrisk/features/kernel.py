@@ -1,12 +1,18 @@
 """The feature kernel: vectorised numpy computation of every definition in one place.
 
 The Spark batch job runs these functions on each entity partition (``mapInPandas``), and the
-online path runs them on an entity's stored events plus the incoming transaction, so batch and
+online path runs them on an entity's stored events plus the incoming transactions, so batch and
 serving share the code as well as the definitions. Inputs may come in any order; outputs are
 aligned with the inputs.
 
 Windows are position-exact: rows are sorted by (entity, time, transaction_id) and a window is
 found by binary search on one composite int64 key ``entity_rank << bits | shifted time``.
+
+Every row is context (it is counted in the windows of later rows), but a caller may want the
+outputs of only some rows, ``targets``: the online path wants its batch's transactions, not the
+weeks of stored events they are computed over. The sort is of all rows; the per-row work
+(window searches, sums, ratios, gaps) is done at the targets only, with the same arithmetic,
+so a target's value is bit for bit its value in the full computation.
 """
 
 from __future__ import annotations
@@ -28,35 +34,82 @@ _MAX_LOOKBACK = TERMINAL_HORIZON_SECONDS
 
 
 class _Sorted:
-    """Rows sorted by (entity, time, id) with a composite key for window searches."""
+    """Rows sorted by (entity, time, id) with a composite key for window searches.
 
-    def __init__(self, entity: np.ndarray, seconds: np.ndarray, tx_id: np.ndarray) -> None:
-        self.order = np.lexsort((tx_id, seconds, entity))
-        ranks = np.unique(entity, return_inverse=True)[1].astype(np.int64)[self.order]
-        shifted = seconds[self.order].astype(np.int64) - int(seconds.min(initial=0)) + _MAX_LOOKBACK
+    ``at`` are the sorted positions whose outputs are wanted (ascending; every position when
+    there are no targets) and :meth:`unsort` puts values computed at ``at`` in input order.
+    """
+
+    def __init__(
+        self,
+        entity: np.ndarray,
+        seconds: np.ndarray,
+        tx_id: np.ndarray,
+        targets: np.ndarray | None = None,
+    ) -> None:
+        ranks = np.unique(entity, return_inverse=True)[1].astype(np.int64).ravel()
+        shifted = seconds.astype(np.int64) - int(seconds.min(initial=0)) + _MAX_LOOKBACK
         bits = max(int(shifted.max(initial=1)).bit_length(), 1)
         if int(ranks.max(initial=0)).bit_length() + bits > 62:
             raise OverflowError("too many entities or too long a time span for one partition")
-        self.key = (ranks << bits) | shifted
-        self.rank = ranks
+        key = (ranks << bits) | shifted
+        self.order = _order_by_key_then_id(key, tx_id)
+        self.key: np.ndarray = key[self.order]
+        self.rank: np.ndarray = ranks[self.order]
         self.seconds = seconds[self.order].astype(np.int64)
-        self.position = np.arange(len(self.key))
+        self.at, self._slot = _target_positions(self.order, targets)
+        self._at_key: np.ndarray = self.key if targets is None else self.key[self.at]
 
     def first_after(self, lookback: int) -> np.ndarray:
-        """Per row, the first position of its entity with time > own time - lookback."""
-        return np.searchsorted(self.key, self.key - lookback, side="right")
+        """Per target, the first position of its entity with time > own time - lookback."""
+        return np.searchsorted(self.key, self._at_key - lookback, side="right")
 
-    def previous_same_entity(self) -> np.ndarray:
-        """Per row, whether the row before it (in order) belongs to the same entity."""
-        same = np.zeros(len(self.key), dtype=bool)
-        same[1:] = self.rank[1:] == self.rank[:-1]
-        return same
+    def previous(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per target, whether the row before it belongs to the same entity, and that row."""
+        before = np.maximum(self.at - 1, 0)
+        return (self.at > 0) & (self.rank[before] == self.rank[self.at]), before
 
     def unsort(self, values: np.ndarray) -> np.ndarray:
-        """Back to input order."""
+        """Values computed at ``at``, in input order (of the targets)."""
         out = np.empty_like(values)
-        out[self.order] = values
+        out[self._slot] = values
         return out
+
+
+def _order_by_key_then_id(key: np.ndarray, tx_id: np.ndarray) -> np.ndarray:
+    """``np.lexsort((tx_id, key))``, several times faster.
+
+    One stable sort of the key (rows come grouped by entity and nearly in time order, which a
+    stable sort exploits), then only the runs of equal keys (same entity, same second; rare)
+    are sorted again by id. Equal (key, id) rows keep their input order, as in lexsort.
+    """
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    equal_next = sorted_key[1:] == sorted_key[:-1]
+    if equal_next.any():
+        tied = np.zeros(len(order), dtype=bool)
+        tied[1:] |= equal_next
+        tied[:-1] |= equal_next
+        where = np.flatnonzero(tied)
+        order[where] = order[where][np.lexsort((tx_id[order[where]], sorted_key[where]))]
+    return order
+
+
+def _target_positions(
+    order: np.ndarray, targets: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted positions of the targets (ascending), and the output slot of each."""
+    if targets is None:
+        return np.arange(len(order)), order
+    targets = np.asarray(targets)
+    if targets.dtype != np.bool_ or targets.shape != order.shape:
+        raise ValueError(
+            f"targets must be a boolean mask of the {len(order)} rows, "
+            f"got {targets.dtype} of shape {targets.shape}"
+        )
+    at = np.flatnonzero(targets[order])
+    slot_of_row = np.cumsum(targets) - 1  # a target's index among the targets, input order
+    return at, slot_of_row[order[at]]
 
 
 def _prefix_sum(values: np.ndarray) -> np.ndarray:
@@ -94,8 +147,9 @@ def customer_features(
     tx_id: np.ndarray,
     amount: np.ndarray,
     terminal: np.ndarray,
+    targets: np.ndarray | None = None,
 ) -> Columns:
-    """Customer window features (baseline and ours) for every row.
+    """Customer window features (baseline and ours) for every row, or for the targets.
 
     Args:
         customer: customer_id per row.
@@ -103,52 +157,65 @@ def customer_features(
         tx_id: transaction_id per row (orders same-second rows).
         amount: tx_amount per row.
         terminal: terminal_id per row (for terminal novelty).
+        targets: Boolean mask of the rows whose features are wanted (None = every row); all
+            rows are still counted in the windows. The outputs are then ``full[targets]``.
+
+    Raises:
+        ValueError: If ``targets`` is not a boolean mask of the rows.
     """
-    rows = _Sorted(customer, seconds, tx_id)
+    rows = _Sorted(customer, seconds, tx_id, targets)
+    at = rows.at
     sums = _money_prefix_sum(amount[rows.order])
     out: Columns = {}
     for n in WINDOW_DAYS:
         start = rows.first_after(n * DAY)
-        count = rows.position - start + 1
+        count = at - start + 1
         out[f"customer_id_nb_tx_{n}day_window"] = count
-        window_sum = (sums[rows.position + 1] - sums[start]) / MONEY_UNITS
+        window_sum = (sums[at + 1] - sums[start]) / MONEY_UNITS
         out[f"customer_id_avg_amount_{n}day_window"] = window_sum / count
     count30 = out["customer_id_nb_tx_30day_window"]
     horizon_start = rows.first_after(CUSTOMER_HORIZON_SECONDS)
-    previous_sum = (sums[rows.position] - sums[horizon_start]) / MONEY_UNITS
+    previous_sum = (sums[at] - sums[horizon_start]) / MONEY_UNITS
     previous_mean = np.divide(
         previous_sum, count30 - 1, out=np.zeros(len(count30)), where=count30 > 1
     )
-    sorted_amount = amount[rows.order].astype(np.float64)
+    own_amount = amount[rows.order[at]].astype(np.float64)
     out["customer_id_amount_ratio_30day_window"] = np.divide(
-        sorted_amount, previous_mean, out=np.ones(len(count30)), where=previous_mean > 0
+        own_amount, previous_mean, out=np.ones(len(count30)), where=previous_mean > 0
     )
-    gap = np.full(len(count30), SECONDS_SINCE_PREV_CAP, dtype=np.int64)
-    has_previous = rows.previous_same_entity()
-    gap[1:][has_previous[1:]] = np.diff(rows.seconds)[has_previous[1:]]
+    has_previous, before = rows.previous()
+    gap = np.where(has_previous, rows.seconds[at] - rows.seconds[before], SECONDS_SINCE_PREV_CAP)
     out["customer_id_seconds_since_prev_tx"] = np.minimum(gap, SECONDS_SINCE_PREV_CAP)
-    out["customer_id_nb_tx_1hour_window"] = rows.position - rows.first_after(VELOCITY_SECONDS) + 1
-    result = {name: rows.unsort(values) for name, values in out.items()}
-    result["customer_id_new_terminal_30day_window"] = _new_terminal(
-        customer, terminal, seconds, tx_id
-    )
-    return result
+    out["customer_id_nb_tx_1hour_window"] = at - rows.first_after(VELOCITY_SECONDS) + 1
+    out["customer_id_new_terminal_30day_window"] = _new_terminal(rows, terminal)
+    return {name: rows.unsort(values) for name, values in out.items()}
 
 
-def _new_terminal(
-    customer: np.ndarray, terminal: np.ndarray, seconds: np.ndarray, tx_id: np.ndarray
-) -> np.ndarray:
-    customer_rank = np.unique(customer, return_inverse=True)[1].astype(np.int64).ravel()
+def _new_terminal(rows: _Sorted, terminal: np.ndarray) -> np.ndarray:
+    """Per target of the customer ``rows``, 1 unless its customer used its terminal before.
+
+    "Before" is within the horizon: the latest earlier row of the same (customer, terminal)
+    pair is less than ``CUSTOMER_HORIZON_SECONDS`` older. The rows are already in (customer,
+    time, id) order, so a stable sort by pair puts each pair's rows in (time, id) order.
+    """
     terminal_rank = np.unique(terminal, return_inverse=True)[1].astype(np.int64).ravel()
-    pair = customer_rank * (int(terminal_rank.max(initial=0)) + 1) + terminal_rank
-    rows = _Sorted(pair, seconds, tx_id)
-    seen = rows.previous_same_entity()
-    seen[1:] &= np.diff(rows.seconds) < CUSTOMER_HORIZON_SECONDS
-    return rows.unsort((~seen).astype(np.int64))
+    pair = rows.rank * (int(terminal_rank.max(initial=0)) + 1) + terminal_rank[rows.order]
+    by_pair = np.argsort(pair, kind="stable")
+    place = np.empty_like(by_pair)  # sorted position -> position in pair order
+    place[by_pair] = np.arange(len(by_pair))
+    at_place = place[rows.at]
+    before = by_pair[np.maximum(at_place - 1, 0)]
+    seen: np.ndarray = (at_place > 0) & (pair[before] == pair[rows.at])
+    seen &= rows.seconds[rows.at] - rows.seconds[before] < CUSTOMER_HORIZON_SECONDS
+    return (~seen).astype(np.int64)
 
 
 def terminal_features(
-    terminal: np.ndarray, seconds: np.ndarray, tx_id: np.ndarray, fraud: np.ndarray
+    terminal: np.ndarray,
+    seconds: np.ndarray,
+    tx_id: np.ndarray,
+    fraud: np.ndarray,
+    targets: np.ndarray | None = None,
 ) -> Columns:
     """Terminal count and risk over windows shifted back by the label delay.
 
@@ -158,8 +225,13 @@ def terminal_features(
         tx_id: transaction_id per row.
         fraud: label per row: 1 fraud, 0 genuine, ``UNKNOWN_LABEL`` (counted as 0) when not
             known yet; only labels at least the delay old are ever read.
+        targets: Boolean mask of the rows whose features are wanted (None = every row), as
+            in :func:`customer_features`.
+
+    Raises:
+        ValueError: If ``targets`` is not a boolean mask of the rows.
     """
-    rows = _Sorted(terminal, seconds, tx_id)
+    rows = _Sorted(terminal, seconds, tx_id, targets)
     frauds = _prefix_sum((fraud[rows.order] == 1).astype(np.float64))
     delayed_end = rows.first_after(LABEL_DELAY_DAYS * DAY)  # first row inside the delay
     out: Columns = {}

@@ -3,13 +3,14 @@
 Each customer's stored events and the batch's transactions of that customer are put together
 and run through the same feature kernel as the batch job, once for the whole batch: a
 transaction sees its entity's history *and* the earlier transactions of the same batch, exactly
-as the offline table does. An event already in the state with a batch transaction's id is the
-same transaction (a retry) and is counted once.
+as the offline table does. The stored events are context only: the kernel computes the
+outputs of the batch's rows (its ``targets``), not of the weeks of history around them. An
+event already in the state with a batch transaction's id is the same transaction (a retry) and
+is counted once.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -88,18 +89,22 @@ def _history(
 ) -> dict[str, np.ndarray]:
     """Stored events of the batch's entities, as columns with an ``entity`` column."""
     found = [(key, states[key]) for key in set(keys.tolist()) if key in states]
-    sizes = [len(state.event_ids) for _, state in found]
     columns = {
-        name: np.fromiter(
-            itertools.chain.from_iterable(getattr(state, name) for _, state in found),
-            dtype=np.float64 if name == "event_amounts" else np.int64,
-            count=sum(sizes),
-        )
+        name: _flat([getattr(state, name) for _, state in found], name == "event_amounts")
         for name in fields
     }
+    sizes = [len(state.event_ids) for _, state in found]
     columns["entity"] = np.repeat(np.array([key for key, _ in found], np.int64), sizes)
     keep = ~np.isin(columns["event_ids"], batch_ids)  # the same transaction scored again
     return {name: values[keep] for name, values in columns.items()}
+
+
+def _flat(lists: list[list[int]] | list[list[float]], floats: bool) -> np.ndarray:
+    """The lists end to end as one array (a Python list first: ~1.5x faster than fromiter)."""
+    flat: list[int | float] = []
+    for values in lists:
+        flat.extend(values)
+    return np.array(flat, dtype=np.float64 if floats else np.int64)
 
 
 def _customer_columns(
@@ -107,15 +112,14 @@ def _customer_columns(
 ) -> dict[str, np.ndarray]:
     fields = ("event_seconds", "event_ids", "event_amounts", "event_terminals")
     past = _history(batch.transaction_id, batch.customer_id, customers, fields)
-    n_past = len(past["entity"])
-    rows = kernel.customer_features(
+    return kernel.customer_features(
         np.concatenate([past["entity"], batch.customer_id]),
         np.concatenate([past["event_seconds"], batch.seconds]).astype(np.int64),
         np.concatenate([past["event_ids"], batch.transaction_id]).astype(np.int64),
         np.concatenate([past["event_amounts"], batch.tx_amount]).astype(np.float64),
         np.concatenate([past["event_terminals"], batch.terminal_id]).astype(np.int64),
+        targets=_batch_rows(len(past["entity"]), len(batch)),
     )
-    return {name: column[n_past:] for name, column in rows.items()}
 
 
 def _terminal_columns(
@@ -123,15 +127,21 @@ def _terminal_columns(
 ) -> dict[str, np.ndarray]:
     fields = ("event_seconds", "event_ids", "event_labels")
     past = _history(batch.transaction_id, batch.terminal_id, terminals, fields)
-    n_past = len(past["entity"])
     unknown = np.full(len(batch), UNKNOWN_LABEL, dtype=np.int64)
-    rows = kernel.terminal_features(
+    return kernel.terminal_features(
         np.concatenate([past["entity"], batch.terminal_id]),
         np.concatenate([past["event_seconds"], batch.seconds]).astype(np.int64),
         np.concatenate([past["event_ids"], batch.transaction_id]).astype(np.int64),
         np.concatenate([past["event_labels"], unknown]).astype(np.int64),
+        targets=_batch_rows(len(past["entity"]), len(batch)),
     )
-    return {name: column[n_past:] for name, column in rows.items()}
+
+
+def _batch_rows(n_past: int, n_batch: int) -> npt.NDArray[np.bool_]:
+    """The kernel's targets: the batch's rows, after the stored events (context only)."""
+    targets = np.zeros(n_past + n_batch, dtype=bool)
+    targets[n_past:] = True
+    return targets
 
 
 # ------------------------------------------------------------------ one transaction, scalar
