@@ -36,18 +36,11 @@ def check_drift(
     """
     import shutil
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraudrisk.config import get_settings
-    from fraudrisk.monitoring import watch
+    from fraudrisk.monitoring.pipeline_steps import check_component
 
-    settings = get_settings()
-    checked = watch.check_step(
-        settings,
-        "drift",
-        watch.WatchOptions.parse(model_uri, source, window_days, end),
-        Path(result.path),
-        watch.textfile_path(settings, metrics_dir, "check_drift"),
+    checked = check_component(
+        "drift", result.path, model_uri, source, window_days, end, metrics_dir
     )
     shutil.copyfile(checked.report, report.path)
     metrics.log_metric("drift_share", checked.drift_share)

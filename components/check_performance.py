@@ -36,18 +36,11 @@ def check_performance(
         ``triggered``: the average precision dropped beyond ``monitoring.max_performance_drop``.
     """
     from collections import namedtuple
-    from pathlib import Path
 
-    from fraudrisk.config import get_settings
-    from fraudrisk.monitoring import watch
+    from fraudrisk.monitoring.pipeline_steps import check_component
 
-    settings = get_settings()
-    checked = watch.check_step(
-        settings,
-        "performance",
-        watch.WatchOptions.parse(model_uri, source, window_days, end),
-        Path(result.path),
-        watch.textfile_path(settings, metrics_dir, "check_performance"),
+    checked = check_component(
+        "performance", result.path, model_uri, source, window_days, end, metrics_dir
     )
     for name in ("average_precision", "expected_average_precision", "drop"):
         value = getattr(checked, name)

@@ -35,14 +35,14 @@ def trigger_retraining(
     from pathlib import Path
 
     from fraudrisk.config import get_settings
-    from fraudrisk.monitoring import watch
+    from fraudrisk.monitoring import pipeline_steps
 
     settings = get_settings()
-    decision = watch.trigger_step(
+    decision = pipeline_steps.trigger_step(
         settings,
         check,
         Path(result.path),
-        watch.textfile_path(settings, metrics_dir, f"trigger_retraining_{check}"),
+        pipeline_steps.textfile_path(settings, metrics_dir, f"trigger_retraining_{check}"),
         host=kfp_host or None,
     )
     outputs = namedtuple("Outputs", ["outcome", "version"])

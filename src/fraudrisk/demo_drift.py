@@ -28,8 +28,8 @@ from fraudrisk.console import console, progress_bar
 from fraudrisk.data.drift import DriftConfig, NewPattern, continue_lake, lake_end
 from fraudrisk.data.handbook import HandbookConfig
 from fraudrisk.io.lake import Lake
+from fraudrisk.monitoring.ledger import Decision
 from fraudrisk.monitoring.results import PerformanceResult
-from fraudrisk.monitoring.trigger import Decision
 
 #: First day of the changed world (the day after the handbook dataset's last).
 CHANGE_DAY = dt.date(2018, 10, 1)
@@ -98,9 +98,11 @@ def _continue_world(lake: Lake) -> bool:
 
 def _watch(settings: Settings, model_uri: str) -> list[Decision]:
     """The watcher's rounds on :data:`WATCH_DAYS`; the decisions of every round."""
+    from fraudrisk.monitoring.checks import WatchOptions
+    from fraudrisk.monitoring.ledger import TriggerLedger
     from fraudrisk.monitoring.metrics import MonitoringMetrics
-    from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerLedger, TriggerOptions
-    from fraudrisk.monitoring.watch import Watcher, WatchOptions
+    from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
+    from fraudrisk.monitoring.watch import Watcher
     from fraudrisk.monitoring.watch_cli import print_round
 
     options = TriggerOptions.from_settings(settings, training_config=_retraining_config(settings))

@@ -2,59 +2,37 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from tests.unit.monitoring.test_trigger import (
-    Clock,
-    RecordingLauncher,
-    RecordingTagger,
-    drift,
-    performance,
-)
+from tests.unit.monitoring import trigger_fixtures as doubles
 
 from fraudrisk.config import Settings
-from fraudrisk.monitoring.trigger import (
-    FAILED,
-    FIRED,
-    SUPPRESSED,
-    RetrainingTrigger,
-    TriggerLedger,
-    TriggerOptions,
-)
+from fraudrisk.monitoring.ledger import FAILED, FIRED, SUPPRESSED, TriggerLedger
+from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
 
 pytestmark = pytest.mark.integration
 
 
-def trigger_on(url: str, launcher: RecordingLauncher, clock: Clock) -> RetrainingTrigger:
+def trigger_on(
+    url: str, launcher: doubles.RecordingLauncher, clock: doubles.Clock
+) -> RetrainingTrigger:
     return RetrainingTrigger(Settings(), TriggerLedger(url, clock), TriggerOptions(24),
-                             launcher=launcher, tagger=RecordingTagger())  # fmt: skip
+                             launcher=launcher, tagger=doubles.RecordingTagger())  # fmt: skip
 
 
 def test_the_ledger_fires_once_per_cooldown_on_postgres(postgres_server: str) -> None:
     url = postgres_server.replace("postgresql://", "postgresql+psycopg://") + "/alerts"
-    clock, launcher = Clock(), RecordingLauncher(delay_s=0.2)
+    clock, launcher = doubles.Clock(), doubles.RecordingLauncher(delay_s=0.2)
     racers = [trigger_on(url, launcher, clock) for _ in range(4)]  # four watchers, one engine each
-    start, outcomes = threading.Barrier(len(racers)), []
-
-    def watch(trigger: RetrainingTrigger) -> None:
-        start.wait()
-        outcomes.append(trigger.decide(drift(True), "/r.html").outcome)
-
-    threads = [threading.Thread(target=watch, args=(racer,)) for racer in racers]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    outcomes = doubles.decide_at_once(racers, doubles.drift(True), "/r.html")
     assert sorted(outcomes) == [FIRED] + [SUPPRESSED] * 3 and len(launcher.configs) == 1
 
-    restarted = trigger_on(url, RecordingLauncher(fail_first=1), clock)
+    restarted = trigger_on(url, doubles.RecordingLauncher(fail_first=1), clock)
     clock.advance(hours=23)
-    assert restarted.decide(drift(True), "/r.html").outcome == SUPPRESSED
-    assert restarted.decide(performance(True), "/p.json").outcome == FAILED  # not burnt:
-    assert restarted.decide(performance(True), "/p.json").outcome == FIRED  # retried
+    assert restarted.decide(doubles.drift(True), "/r.html").outcome == SUPPRESSED
+    assert restarted.decide(doubles.performance(True), "/p.json").outcome == FAILED  # not burnt:
+    assert restarted.decide(doubles.performance(True), "/p.json").outcome == FIRED  # retried
     clock.advance(hours=1)
-    assert restarted.decide(drift(True), "/r.html").outcome == FIRED  # cool-down over
+    assert restarted.decide(doubles.drift(True), "/r.html").outcome == FIRED  # cool-down over
     history = [(d.cause.kind, d.outcome) for d in restarted.ledger.decisions()]
     assert history.count(("drift", FIRED)) == 2 and len(history) == 8
     for trigger in [*racers, restarted]:

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from fraudrisk.cli import app
 from fraudrisk.config import get_settings
-from fraudrisk.monitoring.trigger import FIRED, NO_TRIGGER, TriggerLedger
+from fraudrisk.monitoring.ledger import FIRED, NO_TRIGGER, TriggerLedger
 from fraudrisk.pipeline_cli import load_config, load_pipeline_module
 from fraudrisk.training import launch
 

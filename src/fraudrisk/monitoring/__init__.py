@@ -4,5 +4,7 @@
 - ``reference`` — each registered model's reference sample (feature rows and scores).
 - ``drift`` — Evidently drift / data-quality reports of a window against that reference.
 - ``performance`` — delayed-label performance per day and variant.
-- ``trigger`` / ``watch`` — retraining on drift or performance drop, once per cause per cool-down.
+- ``trigger`` / ``watch`` — retraining on drift or performance drop, once per cause per cool-down:
+  ``ledger`` (the decisions and fire-once claims in the database), ``checks`` (one round's drift
+  and performance checks), ``pipeline_steps`` (the KFP monitoring pipeline's steps).
 """

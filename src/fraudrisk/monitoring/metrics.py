@@ -21,7 +21,7 @@ from prometheus_client.exposition import write_to_textfile
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
 
 if TYPE_CHECKING:
-    from fraudrisk.monitoring.trigger import Decision
+    from fraudrisk.monitoring.ledger import Decision
 
 #: The check names of ``fraudrisk_monitoring_last_check_timestamp_seconds{check=...}``.
 CHECKS = ("drift", "performance")

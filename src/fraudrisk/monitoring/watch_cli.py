@@ -18,8 +18,10 @@ from fraudrisk.console import console, err_console, examples
 from fraudrisk.monitoring.results import Source
 
 if TYPE_CHECKING:
-    from fraudrisk.monitoring.trigger import Decision, Launcher, Tagger
-    from fraudrisk.monitoring.watch import Checks, Round
+    from fraudrisk.monitoring.checks import Checks
+    from fraudrisk.monitoring.ledger import Decision
+    from fraudrisk.monitoring.trigger import Launcher, Tagger
+    from fraudrisk.monitoring.watch import Round
 
 
 def register(
@@ -77,9 +79,11 @@ def register(
         SIGTERM or SIGINT stop the watcher after the current round.
         """
         from fraudrisk.config import get_settings
+        from fraudrisk.monitoring.checks import WatchOptions
+        from fraudrisk.monitoring.ledger import TriggerLedger
         from fraudrisk.monitoring.metrics import MonitoringMetrics
-        from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerLedger
-        from fraudrisk.monitoring.watch import Watcher, WatchOptions
+        from fraudrisk.monitoring.trigger import RetrainingTrigger
+        from fraudrisk.monitoring.watch import Watcher
 
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         settings = get_settings()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudrisk.alerts.store import AlertStore, ScoreRecord
+from fraudrisk.alerts.records import ScoreRecord
+from fraudrisk.alerts.store import AlertStore
 
 
 def record(tx_id: int, decision: str = "approve", risk: float = 0.01,

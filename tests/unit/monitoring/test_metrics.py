@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
-from tests.unit.monitoring.test_trigger import drift, performance
+from tests.unit.monitoring.trigger_fixtures import drift, performance
 
+from fraudrisk.monitoring.ledger import Cause, Decision
 from fraudrisk.monitoring.metrics import MonitoringMetrics, sample_names
 from fraudrisk.monitoring.results import DayPerformance
-from fraudrisk.monitoring.trigger import Cause, Decision
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

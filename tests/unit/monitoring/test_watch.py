@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import typer
-from tests.unit.monitoring.test_trigger import (
+from tests.unit.monitoring.trigger_fixtures import (
     Clock,
     RecordingLauncher,
     RecordingTagger,
@@ -23,18 +23,13 @@ from tests.unit.monitoring.test_trigger import (
 from typer.testing import CliRunner
 
 from fraudrisk.config import MonitoringSettings, Settings, get_settings
+from fraudrisk.monitoring.checks import Checks, WatchOptions, latest_day
 from fraudrisk.monitoring.errors import MonitoringError
+from fraudrisk.monitoring.ledger import FIRED, NO_TRIGGER, SUPPRESSED, TriggerLedger
 from fraudrisk.monitoring.metrics import MonitoringMetrics
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
-from fraudrisk.monitoring.trigger import (
-    FIRED,
-    NO_TRIGGER,
-    SUPPRESSED,
-    RetrainingTrigger,
-    TriggerLedger,
-    TriggerOptions,
-)
-from fraudrisk.monitoring.watch import Checks, Watcher, WatchOptions, latest_day
+from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
+from fraudrisk.monitoring.watch import Watcher
 from fraudrisk.monitoring.watch_cli import register
 
 LATEST = dt.date(2018, 9, 30)

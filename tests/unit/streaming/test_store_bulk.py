@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from fraudrisk.alerts.store import ALERTS, SCORES, AlertStore, ScoreColumns, ScoreRecord
+from fraudrisk.alerts.records import ScoreColumns, ScoreRecord
+from fraudrisk.alerts.store import ALERTS, SCORES, AlertStore
 
 START = dt.datetime(2018, 9, 1, 12)
 
