@@ -26,6 +26,7 @@ import numpy as np
 
 from fraudrisk.features.definitions import (
     CUSTOMER_HORIZON_SECONDS,
+    DAY,
     TERMINAL_HORIZON_SECONDS,
     UNKNOWN_LABEL,
 )
@@ -37,6 +38,11 @@ from fraudrisk.inference.state import EntityStates, StateReader
 #: handbook's stream: states hold at most ~1/6 more events than the horizons need). The work is
 #: spread over the batches, a few entities each, so that no batch pays for a whole pass.
 PRUNE_EVERY = 50_000
+#: Events are kept this much longer than the horizons. A transaction's windows reach back from
+#: its own time, not from its entity's latest event, and the partitions one scorer consumes
+#: advance unevenly: a terminal's latest event may come from a partition days (of event time)
+#: ahead while replaying a backlog, or a replayed batch may be older than what came since.
+PRUNE_SLACK_SECONDS = 7 * DAY
 _NEVER = -(2**63)
 
 
@@ -144,21 +150,24 @@ class StateCache:
     def _prune_some(self, merged: int) -> None:
         """Prune the share of the entities due after ``merged`` more transactions.
 
-        An event is dropped once it is older than the horizon before its entity's latest
-        event; the kept events stay in their order (the feature kernel sorts them itself).
+        An event is dropped once it is older than the horizon (plus :data:`PRUNE_SLACK_SECONDS`)
+        before its entity's latest event; the kept events stay in their order (the feature
+        kernel sorts them itself).
         """
         if not self._to_prune:
             self._to_prune.extend((True, key) for key in self.customers)
             self._to_prune.extend((False, key) for key in self.terminals)
             self._pass_size = len(self._to_prune)
         share = math.ceil(self._pass_size * min(merged / PRUNE_EVERY, 1.0))
+        customer_kept = CUSTOMER_HORIZON_SECONDS + PRUNE_SLACK_SECONDS
+        terminal_kept = TERMINAL_HORIZON_SECONDS + PRUNE_SLACK_SECONDS
         for _ in range(min(share, len(self._to_prune))):
             is_customer, key = self._to_prune.popleft()
             if is_customer and key in self.customers:
-                cutoff = self._customer_latest.get(key, _NEVER) - CUSTOMER_HORIZON_SECONDS
+                cutoff = self._customer_latest.get(key, _NEVER) - customer_kept
                 _drop_older(self.customers[key], cutoff)
             elif not is_customer and key in self.terminals:
-                cutoff = self._terminal_latest.get(key, _NEVER) - TERMINAL_HORIZON_SECONDS
+                cutoff = self._terminal_latest.get(key, _NEVER) - terminal_kept
                 _drop_older(self.terminals[key], cutoff)
 
     def forget_customers(self, keep: Iterable[int] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import numpy as np
+import pytest
 
 from fraudrisk.features.definitions import CUSTOMER_HORIZON_SECONDS, DAY, UNKNOWN_LABEL
 from fraudrisk.features.online import CustomerState, TerminalState
@@ -132,3 +133,59 @@ def test_forgetting_customers_after_a_rebalance_reads_them_again() -> None:
 
 def rows_of(rows: list[Row], customer: int) -> list[int]:
     return [tx_id for tx_id, _, c, _, _ in rows if c == customer]
+
+
+def _interleaved_batches(rows: list[Row], lag_s: int, size: int) -> list[list[Row]]:
+    """Batches as one scorer consumes two partitions (by customer), the second ``lag_s`` behind."""
+    ahead = [r for r in rows if r[2] % 2 == 0]
+    behind = [r for r in rows if r[2] % 2 == 1]
+    batches, i, j = [], 0, 0
+    while i < len(ahead) or j < len(behind):
+        batch = ahead[i : i + size]
+        i += len(batch)
+        horizon = (batch[-1][1] if batch else behind[-1][1]) - lag_s
+        late = [r for r in behind[j : j + 10 * size] if r[1] <= horizon] or behind[j : j + 1]
+        j += len(late)
+        batches.append(batch + late)
+    return batches
+
+
+def _features_online_vs_offline(lag_s: int) -> int:
+    """Rows whose online features differ from the kernel over every row (pruning every batch)."""
+    from fraudrisk.features import kernel
+    from fraudrisk.inference.features import batch_features
+
+    rng = random.Random(7)
+    rows, second = [], 1_500_000_000
+    for tx_id in range(6_000):  # ~75 days, 8 customers, 3 terminals
+        second += rng.randrange(60, 2_100)
+        rows.append((tx_id, second, rng.randrange(8), rng.randrange(3), float(tx_id % 23)))
+    ids, seconds, customers, terminals, amounts = (np.array(c) for c in zip(*rows, strict=True))
+    unknown = np.full(len(rows), UNKNOWN_LABEL)
+    offline = kernel.customer_features(customers, seconds, ids, amounts.astype(float), terminals)
+    offline |= kernel.terminal_features(terminals, seconds, ids, unknown)
+    position = {tx_id: k for k, tx_id in enumerate(ids.tolist())}
+    names = sorted(offline)
+    cache, differing = StateCache(None), 0
+    for rows_of_batch in _interleaved_batches(rows, lag_s, 200):
+        batch = batch_of(rows_of_batch)
+        states = cache.read(batch.customer_id.tolist(), batch.terminal_id.tolist())
+        online = batch_features(batch, states.customers, states.terminals, names)
+        truth = np.array([[offline[n][position[t]] for n in names] for t in batch.transaction_id])
+        differing += int((online != truth.astype(np.float32)).any(axis=1).sum())
+        cache.apply(batch)
+        cache.prune()
+    return differing
+
+
+def test_pruning_keeps_what_a_lagging_partition_still_reads() -> None:
+    """A terminal's latest event may come from a partition two days ahead of another."""
+    assert _features_online_vs_offline(lag_s=2 * DAY) == 0
+
+
+def test_negative_control_pruning_at_the_bare_horizon_loses_window_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(cache_module, "PRUNE_SLACK_SECONDS", 0)
+    assert _features_online_vs_offline(lag_s=2 * DAY) > 0
+    assert _features_online_vs_offline(lag_s=0) == 0  # in step, the bare horizon was enough
