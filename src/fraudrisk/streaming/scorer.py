@@ -171,12 +171,14 @@ class StreamScorer:
 
     def _loop(self, consumer: Consumer, on_batch: Callable[[StreamTotals], None] | None) -> None:
         idle_since = time.monotonic()
-        while not self._done(idle_since):
+        while not self._done():
             messages = poll_batch(consumer, self.options.poll_timeout_s, self.options.batch_size)
             if not messages:
                 if not self._assigned:  # joining the group is not being idle
                     idle_since = time.monotonic()
-                elif self._idle_too_long(idle_since) and not caught_up(consumer):
+                elif self._idle_too_long(idle_since):
+                    if caught_up(consumer):  # the only way out through idleness
+                        return
                     idle_since = time.monotonic()  # e.g. the broker restarts: wait for it
                 else:
                     self._collect_while_idle()
@@ -233,13 +235,10 @@ class StreamScorer:
         self.committer.abort()
         rewind_to_committed(consumer)
 
-    def _done(self, idle_since: float) -> bool:
+    def _done(self) -> bool:
+        """Stopped by a signal or ``max_messages`` (the idle exit is decided in the loop)."""
         limit = self.options.max_messages
-        return (
-            self.stopping
-            or (limit is not None and self.totals.consumed >= limit)
-            or self._idle_too_long(idle_since)
-        )
+        return self.stopping or (limit is not None and self.totals.consumed >= limit)
 
     def _idle_too_long(self, idle_since: float) -> bool:
         idle = self.options.idle_exit_s
