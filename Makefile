@@ -65,6 +65,7 @@ typecheck: install ## mypy (strict) over src/
 bench: install ## Print the benchmark tables (simulator, features, serving), each against its baseline
 	$(BIN)/python benchmarks/simulator_throughput.py
 	$(BIN)/python benchmarks/features_throughput.py
+	$(BIN)/python benchmarks/online_features.py
 	$(BIN)/python benchmarks/serving_latency.py --out docs/serving-benchmark.md
 	$(BIN)/python benchmarks/stream_throughput.py --out docs/stream-benchmark.md
 	$(BIN)/python benchmarks/drift_cost.py
