@@ -14,6 +14,7 @@ from tests.support.models import fit_calibrated, register_xgboost
 
 from fraudrisk.config import MlflowSettings, Settings
 from fraudrisk.features.definitions import FEATURE_NAMES
+from fraudrisk.training.calibrate import CalibratedModel
 from fraudrisk.training.gate import HeadToHead
 from fraudrisk.training.head_to_head import compare_on_holdout
 from fraudrisk.training.metrics import average_precision
@@ -44,12 +45,19 @@ def settings_with_champion(home: Path, frame: pd.DataFrame, train_period: str | 
     return settings
 
 
+def compare(
+    home: Path, frame: pd.DataFrame, holdout: pd.DataFrame, champion_trained: str
+) -> tuple[HeadToHead | str, CalibratedModel]:
+    """A champion trained on ``champion_trained`` days against a candidate, on ``holdout``."""
+    settings = settings_with_champion(home, frame, champion_trained)
+    candidate = fit_calibrated(frame, seed=2, n_estimators=30)
+    return compare_on_holdout(settings, holdout, HOLDOUT, TUNED_56DAY, candidate), candidate
+
+
 def test_both_models_are_scored_on_the_same_rows(
     tmp_path: Path, frame: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
-    settings = settings_with_champion(tmp_path, frame, "2018-04-01..2018-04-20")
-    candidate = fit_calibrated(frame, seed=2, n_estimators=30)
-    compared = compare_on_holdout(settings, holdout, HOLDOUT, TUNED_56DAY, candidate)
+    compared, candidate = compare(tmp_path, frame, holdout, "2018-04-01..2018-04-20")
     assert isinstance(compared, HeadToHead), compared
     assert compared.champion_version == "1"
     assert (compared.transactions, compared.frauds) == (len(holdout), holdout["tx_fraud"].sum())
@@ -67,9 +75,7 @@ def test_both_models_are_scored_on_the_same_rows(
 def test_a_champion_trained_on_the_holdout_days_is_not_compared_there(
     tmp_path: Path, frame: pd.DataFrame, holdout: pd.DataFrame
 ) -> None:
-    settings = settings_with_champion(tmp_path, frame, "2018-04-20..2018-05-05")
-    candidate = fit_calibrated(frame, seed=2, n_estimators=10)
-    reason = compare_on_holdout(settings, holdout, HOLDOUT, TUNED_56DAY, candidate)
+    reason, _ = compare(tmp_path, frame, holdout, "2018-04-20..2018-05-05")
     assert isinstance(reason, str)
     assert "2018-04-20..2018-05-05, which overlaps the hold-out 2018-05-03..2018-05-10" in reason
 
