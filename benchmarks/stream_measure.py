@@ -155,17 +155,12 @@ def topics(bootstrap: str, tag: str) -> Any:
 
 def produce_all(kafka: Any, messages: Sequence[tuple[bytes, bytes]]) -> float:
     """Pre-load the transactions topic; returns the seconds it took."""
-    from fraudrisk.io.kafka import make_producer
+    from fraudrisk.io.kafka import make_producer, produce_waiting
 
     began = time.perf_counter()
     producer = make_producer(kafka, **{"linger.ms": 20, "batch.size": 1_000_000})
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(kafka.transactions_topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.05)
+        produce_waiting(producer, kafka.transactions_topic, key, value)
     if producer.flush(120):
         raise RuntimeError("transactions not delivered to the broker")
     return time.perf_counter() - began

@@ -149,3 +149,22 @@ def test_backlog_counts_what_is_left_to_read(kafka_settings: KafkaSettings) -> N
         assert backlog(consumer) == 0
     finally:
         consumer.close()
+
+
+def test_produce_waiting_outlasts_a_full_local_queue(kafka_settings: KafkaSettings) -> None:
+    from tests.support.stream import read_topic, unique_topics
+
+    from fraudrisk.io.kafka import produce_waiting
+
+    settings = unique_topics(kafka_settings)
+    ensure_topics(settings)
+    producer = make_producer(settings, **{"queue.buffering.max.messages": 10})
+    with pytest.raises(BufferError):  # what a plain produce does with a burst this size
+        for i in range(500):
+            producer.produce(settings.labels_topic, key=b"k", value=str(i).encode())
+    assert producer.flush(30) == 0
+    for i in range(500):
+        produce_waiting(producer, settings.transactions_topic, b"k", str(i).encode())
+    assert producer.flush(30) == 0
+    values = read_topic(settings, settings.transactions_topic)
+    assert values == [str(i).encode() for i in range(500)]  # all of them, in order (one key)

@@ -13,7 +13,7 @@ from confluent_kafka import KafkaError
 from fraudrisk.config import KafkaSettings
 from fraudrisk.data.fast import FastConfig
 from fraudrisk.data.simulate import fast_days
-from fraudrisk.io.kafka import make_consumer, make_producer
+from fraudrisk.io.kafka import make_consumer, make_producer, produce_waiting
 
 #: Messages the scorer must send to the dead-letter topic, each with its reason.
 BAD_MESSAGES: tuple[bytes, ...] = (
@@ -86,12 +86,7 @@ def produce(kafka: KafkaSettings, messages: list[tuple[bytes, bytes]]) -> None:
     """Produce keyed messages to the transactions topic (idempotent producer, all acked)."""
     producer = make_producer(kafka, **{"linger.ms": 20})
     for key, value in messages:
-        while True:
-            try:
-                producer.produce(kafka.transactions_topic, key=key, value=value)
-                break
-            except BufferError:
-                producer.poll(0.1)
+        produce_waiting(producer, kafka.transactions_topic, key, value)
     if producer.flush(60):
         raise RuntimeError("messages not delivered")
 

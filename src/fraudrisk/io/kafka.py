@@ -108,6 +108,26 @@ def make_consumer(settings: Settings | KafkaSettings, group_id: str, **overrides
     return Consumer(config | overrides)
 
 
+def produce_waiting(
+    producer: Producer,
+    topic: str,
+    key: bytes | str | None,
+    value: bytes,
+    headers: list[tuple[str, str | bytes | None]] | None = None,
+) -> None:
+    """Produce one message, waiting for room while the client's local queue is full.
+
+    ``produce`` raises ``BufferError`` instead of blocking when a large burst fills the queue;
+    serving deliveries (``poll``) drains it, after which the message is accepted.
+    """
+    while True:
+        try:
+            producer.produce(topic, key=key, value=value, headers=headers)
+            return
+        except BufferError:
+            producer.poll(0.05)
+
+
 def ensure_topics(settings: Settings | KafkaSettings, timeout: float = 30.0) -> list[str]:
     """Create the platform's topics that do not exist yet, and wait until all have leaders.
 

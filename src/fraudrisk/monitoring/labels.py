@@ -152,19 +152,14 @@ def publish_labels(
         ValueError: If a label is invalid.
         RuntimeError: If some labels were not delivered in time.
     """
-    from fraudrisk.io.kafka import make_producer
+    from fraudrisk.io.kafka import make_producer, produce_waiting
 
     messages = label_messages(labels) if isinstance(labels, pd.DataFrame) else list(labels)
     producer = producer or make_producer(settings, **{"linger.ms": 20})
     topic = settings.kafka.labels_topic
     for message in messages:
         value = message.model_dump_json(exclude_none=True).encode()
-        while True:
-            try:
-                producer.produce(topic, key=message.key(), value=value)
-                break
-            except BufferError:  # the local queue is full: let deliveries drain it
-                producer.poll(0.1)
+        produce_waiting(producer, topic, message.key(), value)
         producer.poll(0)
     remaining = producer.flush(timeout_s)
     if remaining:

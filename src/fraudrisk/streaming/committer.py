@@ -24,7 +24,8 @@ from typing import NoReturn
 
 from confluent_kafka import KafkaException, Producer
 
-from fraudrisk.streaming.outputs import Headers, Outgoing
+from fraudrisk.io.kafka import produce_waiting
+from fraudrisk.streaming.outputs import Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -108,26 +109,14 @@ class KafkaCommitter:
         producer = self.producer
         producer.begin_transaction()
         for key, value, is_alert in batch.scores:
-            _produce(producer, self.scores_topic, key, value)
+            produce_waiting(producer, self.scores_topic, key, value)
             if is_alert:
-                _produce(producer, self.alerts_topic, key, value)
+                produce_waiting(producer, self.alerts_topic, key, value)
         for letter in batch.dead_letters:
-            _produce(producer, self.dlq_topic, letter.key, letter.value, letter.headers)
+            produce_waiting(producer, self.dlq_topic, letter.key, letter.value, letter.headers)
         if batch.offsets:
             producer.send_offsets_to_transaction(batch.offsets, batch.group_metadata, 30)
         producer.commit_transaction(60)
-
-
-def _produce(
-    producer: Producer, topic: str, key: bytes | None, value: bytes, headers: Headers | None = None
-) -> None:
-    """Produce, waiting for room when the local queue is full (a large batch)."""
-    while True:
-        try:
-            producer.produce(topic, key=key, value=value, headers=headers)
-            return
-        except BufferError:
-            producer.poll(0.05)
 
 
 def guarded(call: Callable[[], None], timeout_s: float) -> None:

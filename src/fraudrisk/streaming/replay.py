@@ -72,11 +72,11 @@ def _messages(
 
 def produce(settings: Settings, messages: list[Message]) -> int:
     """Produce messages with the platform's idempotent producer; returns how many."""
-    from fraudrisk.io.kafka import make_producer
+    from fraudrisk.io.kafka import make_producer, produce_waiting
 
     producer = make_producer(settings)
     for message in messages:
-        producer.produce(message.topic, key=message.key, value=message.value)
+        produce_waiting(producer, message.topic, message.key, message.value)
         producer.poll(0)
     remaining = producer.flush(60)
     if remaining:

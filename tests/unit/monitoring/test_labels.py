@@ -117,7 +117,7 @@ class RecordingProducer:
         self.sent: list[tuple[str, bytes, bytes]] = []
         self.undelivered = undelivered
 
-    def produce(self, topic: str, key: bytes, value: bytes) -> None:
+    def produce(self, topic: str, key: bytes, value: bytes, headers: object = None) -> None:
         self.sent.append((topic, key, value))
 
     def poll(self, _timeout: float) -> int:
