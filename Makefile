@@ -45,15 +45,17 @@ demo: install sysdeps ## Run the main job end to end on embedded defaults (under
 
 # Two workers, one test file per worker at a time: most slow tests wait on services and subprocesses.
 PYTEST_WORKERS ?= 2
-test: install sysdeps ## Install what the tests need, then run the whole suite (slow tests included)
+test: install sysdeps ## Install what the tests need, check the layers, then run the whole suite (slow tests included)
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 test-fast: install sysdeps ## Run the suite without the slow tests
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: install ## ruff lint + format check
+lint: install ## ruff lint + format check + import-linter contracts (layers, no cycles)
 	$(BIN)/ruff check src tests benchmarks serving components pipelines
 	$(BIN)/ruff format --check src tests benchmarks serving components pipelines
+	$(BIN)/lint-imports --no-cache
 
 format: install ## Apply ruff formatting and safe fixes
 	$(BIN)/ruff check --fix src tests benchmarks

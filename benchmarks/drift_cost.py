@@ -61,9 +61,9 @@ def build_world(home: Path, console: Console) -> tuple[Settings, str]:
     from fraudrisk.data.simulate import fast_days
     from fraudrisk.features.definitions import FEATURE_NAMES, KEY_COLUMNS
     from fraudrisk.features.table import FeatureTable, features_of
+    from fraudrisk.registry.versions import register_model
     from fraudrisk.training.calibrate import calibrate
     from fraudrisk.training.gate import GateResult
-    from fraudrisk.training.registry import register_model
     from fraudrisk.training.thresholds import choose_thresholds
 
     console.print(f"building the world: {CUSTOMERS:,} customers x {DAYS} days (not timed) …")
@@ -75,8 +75,10 @@ def build_world(home: Path, console: Console) -> tuple[Settings, str]:
     )
     table = FeatureTable.open(str(home / "features"))
     for index, part in frame.groupby("day"):
-        table.write_day(EPOCH + dt.timedelta(days=int(index)), pa.Table.from_pandas(
-            part[[*KEY_COLUMNS, *FEATURE_NAMES]], preserve_index=False))  # fmt: skip
+        table.write_day(
+            EPOCH + dt.timedelta(days=int(index)),
+            pa.Table.from_pandas(part[[*KEY_COLUMNS, *FEATURE_NAMES]], preserve_index=False),
+        )
     train = frame[frame["day"].between(*TRAIN_DAYS)]
     names = list(FEATURE_NAMES)
     cut = int(len(train) * 0.8)
@@ -86,13 +88,20 @@ def build_world(home: Path, console: Console) -> tuple[Settings, str]:
     calibrated = calibrate(model, hold[names].astype(np.float32), hold["tx_fraud"], "isotonic")
     settings = Settings(home=home, mlflow=MlflowSettings())
     version = register_model(
-        settings, calibrated, metrics={"average_precision": 0.0}, params={}, artifacts={},
-        feature_names=names, input_example=hold[names].head(3).astype(np.float32),
+        settings,
+        calibrated,
+        metrics={"average_precision": 0.0},
+        params={},
+        artifacts={},
+        feature_names=names,
+        input_example=hold[names].head(3).astype(np.float32),
         training_data_ref="benchmark",
-        thresholds=choose_thresholds(hold["tx_fraud"], calibrated.predict_fraud_probability(
-            hold[names].astype(np.float32))),
-        gate_result=GateResult(passed=True), reference_rows=train,
-    )  # fmt: skip
+        thresholds=choose_thresholds(
+            hold["tx_fraud"], calibrated.predict_fraud_probability(hold[names].astype(np.float32))
+        ),
+        gate_result=GateResult(passed=True),
+        reference_rows=train,
+    )
     return settings, version.model_uri
 
 
@@ -107,9 +116,9 @@ def scipy_loop(settings: Settings, model_uri: str, start: dt.date, end: dt.date)
     """The naive baseline: same read and scoring, one ``ks_2samp`` per feature, numpy PSI."""
     from scipy.stats import ks_2samp
 
-    from fraudrisk.inference.model import load_model
-    from fraudrisk.monitoring.feature_rows import read_feature_days
-    from fraudrisk.monitoring.reference import load_reference
+    from fraudrisk.features.table_rows import read_feature_days
+    from fraudrisk.registry.references import load_reference
+    from fraudrisk.scoring.model import load_model
 
     model = load_model(settings, model_uri)
     reference = load_reference(settings, model_uri)
@@ -151,11 +160,28 @@ def cli_seconds(home: Path, uri: str, day: dt.date) -> tuple[float, float]:
     Run once untimed first with a bytecode cache, as an installed package has: a session
     that sets PYTHONDONTWRITEBYTECODE would otherwise compile every import each time.
     """
-    args = [sys.executable, "-m", "fraudrisk", "monitor", "drift", "--model", uri, "--source",
-            "lake", "--start", str(day), "--end", str(day), "--json"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "fraudrisk",
+        "monitor",
+        "drift",
+        "--model",
+        uri,
+        "--source",
+        "lake",
+        "--start",
+        str(day),
+        "--end",
+        str(day),
+        "--json",
+    ]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env |= {"FRAUDRISK_HOME": str(home), "DO_NOT_TRACK": "1",
-            "PYTHONPYCACHEPREFIX": str(home / "pycache")}  # fmt: skip
+    env |= {
+        "FRAUDRISK_HOME": str(home),
+        "DO_NOT_TRACK": "1",
+        "PYTHONPYCACHEPREFIX": str(home / "pycache"),
+    }
     subprocess.run(args, check=True, capture_output=True, env=env)
     cpu_before, began = _children_cpu(), time.perf_counter()
     subprocess.run(args, check=True, capture_output=True, env=env)
@@ -180,10 +206,22 @@ def one_day(table: Table, settings: Settings, uri: str) -> None:
     cli, cpu = cli_seconds(settings.home, uri, day + dt.timedelta(days=1))
     rows = f"{result.rows:,}"
     table.add_row("one day: scipy loop (baseline)", rows, rows, f"{naive:.2f}", "1.0x", "")
-    table.add_row("one day: drift report, in process", rows, f"{result.sampled_rows:,}",
-                  f"{ours:.2f}", f"{ours / naive:.1f}x", _verdict(ours))  # fmt: skip
-    table.add_row("one day: `fraudrisk monitor drift`", f"~{rows}", f"~{rows}", f"{cli:.2f}",
-                  f"{cli / naive:.1f}x", f"{_verdict(cli)} ({cpu:.1f} s CPU)")  # fmt: skip
+    table.add_row(
+        "one day: drift report, in process",
+        rows,
+        f"{result.sampled_rows:,}",
+        f"{ours:.2f}",
+        f"{ours / naive:.1f}x",
+        _verdict(ours),
+    )
+    table.add_row(
+        "one day: `fraudrisk monitor drift`",
+        f"~{rows}",
+        f"~{rows}",
+        f"{cli:.2f}",
+        f"{cli / naive:.1f}x",
+        f"{_verdict(cli)} ({cpu:.1f} s CPU)",
+    )
 
 
 def million(table: Table, settings: Settings, uri: str, full: bool) -> None:
@@ -196,12 +234,24 @@ def million(table: Table, settings: Settings, uri: str, full: bool) -> None:
     if full:
         unsampled = with_max_rows(settings, 10**8)
         baseline, _ = timed(lambda: drift_report(unsampled, uri, "lake", first, last))
-        table.add_row("1M: Evidently report, unsampled (baseline)", f"{big.rows:,}",
-                      f"{big.rows:,}", f"{baseline:.1f}", "1.0x", "")  # fmt: skip
+        table.add_row(
+            "1M: Evidently report, unsampled (baseline)",
+            f"{big.rows:,}",
+            f"{big.rows:,}",
+            f"{baseline:.1f}",
+            "1.0x",
+            "",
+        )
     ratio = f"{sampled / baseline:.2f}x" if baseline else "—"
     sample = f"sample of {big.sampled_rows:,} rows, fixed seed"
-    table.add_row("1M: drift report, sampled", f"{big.rows:,}", f"{big.sampled_rows:,}",
-                  f"{sampled:.1f}", ratio, sample)  # fmt: skip
+    table.add_row(
+        "1M: drift report, sampled",
+        f"{big.rows:,}",
+        f"{big.sampled_rows:,}",
+        f"{sampled:.1f}",
+        ratio,
+        sample,
+    )
 
 
 def main() -> None:

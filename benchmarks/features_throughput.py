@@ -3,7 +3,7 @@
 Both cases read the same lake and run in a fresh process each, timed from the outside (wall
 seconds, interpreter and Spark start-up included):
 
-* pandas — ``fraudrisk.features.reference.reference_features``, the handbook's per-entity
+* pandas — ``fraudrisk.features.handbook_pandas.reference_features``, the handbook's per-entity
   ``groupby`` + time-based ``rolling`` (one process, one core), lake read and one Parquet
   write included;
 * Spark — the whole command ``fraudrisk features build --lake LAKE --out OUT`` (start-up,
@@ -45,7 +45,7 @@ LARGE_SCALE = ["--customers", "140500", "--terminals", "281000", "--days", "183"
 _PANDAS_CASE = textwrap.dedent(
     """
     import json, sys, time
-    from fraudrisk.features.reference import reference_features
+    from fraudrisk.features.handbook_pandas import reference_features
     from fraudrisk.io.lake import Lake
     lake, out = sys.argv[1:3]
     began = time.perf_counter()
@@ -192,17 +192,27 @@ def _add_handbook(
         f"read {parts['read']:.1f} + features {parts['features']:.1f} + write {parts['write']:.1f}"
     )
     table.add_row(
-        "handbook: pandas (baseline)", f"{rows:,}", f"{pandas_run.wall:.1f}",
-        f"{rows / pandas_run.wall:,.0f}", "1.0x", _mib(pandas_run.peak_mib), "",
-    )  # fmt: skip
+        "handbook: pandas (baseline)",
+        f"{rows:,}",
+        f"{pandas_run.wall:.1f}",
+        f"{rows / pandas_run.wall:,.0f}",
+        "1.0x",
+        _mib(pandas_run.peak_mib),
+        "",
+    )
     targets = (
         f"≤ {SPARK_TARGET_SECONDS:.0f} s {_verdict(spark_run.wall <= SPARK_TARGET_SECONDS)}, "
         f"≥ {SPEEDUP_TARGET:.0f}x {_verdict(speedup >= SPEEDUP_TARGET)}"
     )
     table.add_row(
-        "handbook: Spark build", f"{rows:,}", f"{spark_run.wall:.1f}",
-        f"{rows / spark_run.wall:,.0f}", f"{speedup:.1f}x", _mib(spark_run.peak_mib), targets,
-    )  # fmt: skip
+        "handbook: Spark build",
+        f"{rows:,}",
+        f"{spark_run.wall:.1f}",
+        f"{rows / spark_run.wall:,.0f}",
+        f"{speedup:.1f}x",
+        _mib(spark_run.peak_mib),
+        targets,
+    )
     return [
         f"pandas: one process, one core; {split} s (interpreter start-up is the rest)",
         "Spark: the whole `fraudrisk features build` command, JVM start-up, quality checks, "
@@ -216,14 +226,25 @@ def _add_large(console: Console, table: Table, work: Path, spark: list[str]) -> 
     lake = str(work / "large-lake")
     rows = lake_rows(lake)
     table.add_row(
-        "~50M: pandas", f"{rows:,}", "not run", "—", "—", "—", "",
-    )  # fmt: skip
+        "~50M: pandas",
+        f"{rows:,}",
+        "not run",
+        "—",
+        "—",
+        "—",
+        "",
+    )
     console.print(f"running: fraudrisk features build (Spark) on {rows:,} transactions …")
     spark_run = run_spark(lake, work / "large-features", spark)
     table.add_row(
-        "~50M: Spark build", f"{rows:,}", f"{spark_run.wall:.1f}", f"{rows / spark_run.wall:,.0f}",
-        "—", _mib(spark_run.peak_mib), "",
-    )  # fmt: skip
+        "~50M: Spark build",
+        f"{rows:,}",
+        f"{spark_run.wall:.1f}",
+        f"{rows / spark_run.wall:,.0f}",
+        "—",
+        _mib(spark_run.peak_mib),
+        "",
+    )
     return [
         "~50M pandas: not run — 50M rows x 19 features in one frame (> 10 GB) plus per-group "
         "copies do not fit one process (and ~15 min at the rate above)",

@@ -34,8 +34,8 @@ def main() -> None:
 
     from fraudrisk.config import get_settings
     from fraudrisk.io.kafka import make_consumer, make_producer
-    from fraudrisk.streaming.decode import decode
-    from fraudrisk.streaming.records import build_runtime, score_rows
+    from fraudrisk.jobs.decode import decode
+    from fraudrisk.jobs.runtime import build_runtime, score_rows
 
     settings = get_settings()
     kafka = settings.kafka
@@ -57,15 +57,17 @@ def main() -> None:
             continue
         decoded = decode([message.value()], epoch)
         if decoded.indices:
-            for record in runtime.store.write(score_rows(runtime.variants, runtime.cache,
-                                                         decoded.rows)).stored:  # fmt: skip
+            for record in runtime.store.write(
+                score_rows(runtime.variants, runtime.cache, decoded.rows)
+            ).stored:
                 value = score_value(record)
                 producer.produce(kafka.scores_topic, key=str(record.customer_id), value=value)
                 if record.is_alert:
                     producer.produce(kafka.alerts_topic, key=str(record.customer_id), value=value)
         for reject in decoded.rejects:
-            producer.produce(kafka.dlq_topic, value=reject.payload,
-                             headers=[("reason", reject.reason.encode())])  # fmt: skip
+            producer.produce(
+                kafka.dlq_topic, value=reject.payload, headers=[("reason", reject.reason.encode())]
+            )
         producer.flush(30)
         consumer.commit(message, asynchronous=False)
         done += 1
@@ -77,8 +79,17 @@ def score_value(record: object) -> bytes:
     """The score message: the same JSON fields as the stream scorer's."""
     import orjson
 
-    fields = ("transaction_id", "customer_id", "terminal_id", "tx_amount", "risk_score",
-              "decision", "model_version", "variant", "fallback")  # fmt: skip
+    fields = (
+        "transaction_id",
+        "customer_id",
+        "terminal_id",
+        "tx_amount",
+        "risk_score",
+        "decision",
+        "model_version",
+        "variant",
+        "fallback",
+    )
     body = {name: getattr(record, name) for name in fields}
     body["tx_datetime"] = record.tx_datetime.isoformat()  # type: ignore[attr-defined]
     body["reason_codes"] = orjson.loads(record.reason_codes)  # type: ignore[attr-defined]

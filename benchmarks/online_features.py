@@ -12,7 +12,7 @@ batches and state, alternating them so that other work on the machine hits both 
 ``--against-git REF`` adds a third path: ``inference/features.py`` and ``features/kernel.py``
 as they are at a git commit (e.g. the one before the targeted kernel), loaded from ``git show``.
 
-The state is the stream scorer's own (:class:`~fraudrisk.streaming.cache.StateCache`) fed the
+The state is the stream scorer's own (:class:`~fraudrisk.jobs.state_cache.StateCache`) fed the
 first ``LAKE_DAYS`` days of the benchmark world (``stream_setup.py``: fast generator, 5,000
 customers, 10,000 terminals, ~9,600 transactions a day) with their labels; the batches are the
 transactions that follow, in time order, each merged into the state once measured, as the
@@ -50,12 +50,12 @@ from fraudrisk.data.fast import FastConfig
 from fraudrisk.data.simulate import fast_days
 from fraudrisk.features import kernel
 from fraudrisk.features.definitions import FEATURE_NAMES
-from fraudrisk.inference import features
-from fraudrisk.inference.features import TransactionBatch
-from fraudrisk.inference.state import EntityStates
-from fraudrisk.streaming.batch import chunks, labels
-from fraudrisk.streaming.cache import StateCache
-from fraudrisk.streaming.decode import Decoded
+from fraudrisk.jobs.batch_job import chunks, labels
+from fraudrisk.jobs.decode import Decoded
+from fraudrisk.jobs.state_cache import StateCache
+from fraudrisk.scoring import vectors as features
+from fraudrisk.scoring.state_reader import EntityStates
+from fraudrisk.scoring.vectors import TransactionBatch
 from stream_setup import CUSTOMERS, LAKE_DAYS, TERMINALS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -93,12 +93,15 @@ def full_kernel() -> Iterator[None]:
 
 
 def code_at(ref: str) -> types.ModuleType:
-    """``fraudrisk.inference.features`` with its kernel as they are at git commit ``ref``."""
+    """``fraudrisk.scoring.vectors`` with its kernel as they are at git commit ``ref``."""
     loaded = {}
-    for name, path in (("kernel", "src/fraudrisk/features/kernel.py"),
-                       ("features", "src/fraudrisk/inference/features.py")):  # fmt: skip
-        shown = subprocess.run(["git", "show", f"{ref}:{path}"], cwd=REPO, capture_output=True,
-                               text=True, check=False)  # fmt: skip
+    for name, path in (
+        ("kernel", "src/fraudrisk/features/kernel.py"),
+        ("features", "src/fraudrisk/scoring/vectors.py"),
+    ):
+        shown = subprocess.run(
+            ["git", "show", f"{ref}:{path}"], cwd=REPO, capture_output=True, text=True, check=False
+        )
         if shown.returncode != 0:
             raise typer.BadParameter(f"cannot read {path} at {ref!r}: {shown.stderr.strip()}")
         module = types.ModuleType(f"at_{ref}_{name}")
@@ -122,15 +125,18 @@ def world(stream_days: int) -> tuple[StateCache, pa.Table]:
             for piece in chunks(table, 10_000):
                 cache.apply(Decoded(piece, [], []).batch())
                 cache.apply_labels(labels(piece))
-    later = pa.concat_tables(stream).sort_by([("tx_datetime", "ascending"),
-                                              ("transaction_id", "ascending")])  # fmt: skip
+    later = pa.concat_tables(stream).sort_by(
+        [("tx_datetime", "ascending"), ("transaction_id", "ascending")]
+    )
     return cache, later
 
 
 def feature_columns(module: Any, batch: TransactionBatch, states: EntityStates) -> Columns:
     """The batch's customer and terminal columns (float64/int64, before the float32 matrix)."""
-    return dict(module._customer_columns(batch, states.customers)
-                | module._terminal_columns(batch, states.terminals))  # fmt: skip
+    return dict(
+        module._customer_columns(batch, states.customers)
+        | module._terminal_columns(batch, states.terminals)
+    )
 
 
 def same(left: Columns, right: Columns) -> bool:
@@ -176,8 +182,7 @@ def measure(
             for label, mode, module in rotation:
                 with mode():
                     wall, cpu = time.perf_counter(), time.thread_time()
-                    module.batch_features(batch, states.customers, states.terminals,
-                                          FEATURE_NAMES)  # fmt: skip
+                    module.batch_features(batch, states.customers, states.terminals, FEATURE_NAMES)
                     cpu, wall = time.thread_time() - cpu, time.perf_counter() - wall
                     if repeat == 0:
                         timings.agreed &= same(reference, feature_columns(module, batch, states))
@@ -192,8 +197,14 @@ def machine() -> str:
     """Date, cores, CPU model and load: the context of the numbers."""
     cpuinfo = Path("/proc/cpuinfo")
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
-                  if line.startswith("model name")), platform.processor() or "unknown")  # fmt: skip
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in text.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     versions = f"Python {platform.python_version()}, numpy {np.__version__}"
     return f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC · nproc {os.cpu_count()} · {model} · " + (
@@ -205,20 +216,34 @@ def report(results: Mapping[int, Timings]) -> Table:
     """Medians per batch and per transaction; speed-ups are ratios of CPU-time medians."""
     labels = list(next(iter(results.values())).cpu)
     others = [label for label in labels if label != TARGETED]
-    table = Table(title="batch_features: targeted kernel vs full kernel (medians)",
-                  caption="faster than X = X's median CPU time / this path's")  # fmt: skip
-    for column in ("batch", "events / batch", "path", "wall ms / batch", "CPU ms / batch",
-                   "CPU µs / tx", *(f"faster than {label}" for label in others),
-                   "identical"):  # fmt: skip
+    table = Table(
+        title="batch_features: targeted kernel vs full kernel (medians)",
+        caption="faster than X = X's median CPU time / this path's",
+    )
+    for column in (
+        "batch",
+        "events / batch",
+        "path",
+        "wall ms / batch",
+        "CPU ms / batch",
+        "CPU µs / tx",
+        *(f"faster than {label}" for label in others),
+        "identical",
+    ):
         table.add_column(column, justify="left" if column == "path" else "right")
     for size, timings in results.items():
         cpu = {label: statistics.median(values) for label, values in timings.cpu.items()}
         for label in labels:
-            table.add_row(f"{size:,}", f"{statistics.mean(timings.stored_events):,.0f}", label,
-                          f"{statistics.median(timings.wall[label]) * 1e3:.1f}",
-                          f"{cpu[label] * 1e3:.1f}", f"{cpu[label] / size * 1e6:.1f}",
-                          *(f"{cpu[other] / cpu[label]:.2f}x" for other in others),
-                          "yes" if timings.agreed else "[red]NO[/red]")  # fmt: skip
+            table.add_row(
+                f"{size:,}",
+                f"{statistics.mean(timings.stored_events):,.0f}",
+                label,
+                f"{statistics.median(timings.wall[label]) * 1e3:.1f}",
+                f"{cpu[label] * 1e3:.1f}",
+                f"{cpu[label] / size * 1e6:.1f}",
+                *(f"{cpu[other] / cpu[label]:.2f}x" for other in others),
+                "yes" if timings.agreed else "[red]NO[/red]",
+            )
         table.add_section()
     return table
 
@@ -244,8 +269,10 @@ def main(
     sizes = sizes or DEFAULT_SIZES
     if min(sizes) < 1:
         raise typer.BadParameter(f"batch sizes must be positive, got {sizes}")
-    paths: list[Contender] = [("full kernel", full_kernel, features),
-                              (TARGETED, contextlib.nullcontext, features)]  # fmt: skip
+    paths: list[Contender] = [
+        ("full kernel", full_kernel, features),
+        (TARGETED, contextlib.nullcontext, features),
+    ]
     if against_git:
         paths.append((f"git {against_git}", contextlib.nullcontext, code_at(against_git)))
     cache, stream = world(stream_days=sum(sizes) * batches // TRANSACTIONS_A_DAY + 2)

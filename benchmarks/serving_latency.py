@@ -53,6 +53,7 @@ from baseline_mlserver.launch import (
     ensure_venv,
     prepare_repository,
 )
+from fraudrisk.vocab import APPROVE, MODEL_NAME
 from loadgen import Command, Contention, LoadPlan, LoadResult, ServerGroup, lake_bodies, run_load
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -144,7 +145,7 @@ def missing_state(home: Path) -> list[str]:
 
 
 def _champion_exists(settings: Any) -> bool:
-    from fraudrisk.training.registry import get_alias_version
+    from fraudrisk.registry.versions import get_alias_version
 
     alias = settings.serving.model_uri.partition("@")[2]
     return not alias or get_alias_version(settings, alias) is not None
@@ -153,7 +154,7 @@ def _champion_exists(settings: Any) -> bool:
 def ours(home: Path, extra_env: dict[str, str], workers: int) -> System:
     """Our scorer: ``python -m serving --workers N`` on a free port (``extra_env`` added)."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}/v2/models/fraud-risk"
+    url = f"http://127.0.0.1:{port}/v2/models/{MODEL_NAME}"
     argv = [sys.executable, "-m", "serving", "--http_port", str(port), "--workers", str(workers)]
     env = {"FRAUDRISK_HOME": str(home), **extra_env}
     return System("ours", [Command(argv, env, f"{url}/ready", REPO_ROOT)], f"{url}/infer")
@@ -170,7 +171,8 @@ def baseline(home: Path, work: Path, venv: Path, model_uri: str) -> System:
         Command(argv, {"FRAUDRISK_HOME": str(home), **env}, ready, repo)
         for argv, env, ready in baseline_commands(mlserver, repo, ports, features)
     ]
-    return System("baseline", commands, f"http://127.0.0.1:{ports.hop}/v2/models/fraud-risk/infer")
+    hop_url = f"http://127.0.0.1:{ports.hop}/v2/models/{MODEL_NAME}/infer"
+    return System("baseline", commands, hop_url)
 
 
 def holds(summary: dict[str, float], bound_ms: float) -> bool:
@@ -310,18 +312,18 @@ def stage_times(settings: Any, bodies: list[bytes]) -> dict[str, np.ndarray] | s
     """Our scorer's stages timed in-process per single-transaction request (thread CPU s).
 
     The stages as the lean V2 route runs them; the last row is the whole ASGI app (KServe's
-    ModelServer app behind :class:`~fraudrisk.inference.asgi.ScorerApp`) without the network.
+    ModelServer app behind :class:`~fraudrisk.serving.asgi.ScorerApp`) without the network.
     Returns the timings by stage, or why they could not be taken.
     """
     try:
         with _argv_alone():  # KServe parses sys.argv on import: --work would read as --workers
             import kserve.model_server  # noqa: F401
-        from fraudrisk.inference.asgi import decode_v2
-        from fraudrisk.inference.features import single_features
-        from fraudrisk.inference.model import load_model
-        from fraudrisk.inference.policy import decide, reason_codes, thresholds_of
-        from fraudrisk.inference.protocol import parse_v2
-        from fraudrisk.inference.state import FeastStateReader
+        from fraudrisk.scoring.decisions import decide, reason_codes, thresholds_of
+        from fraudrisk.scoring.model import load_model
+        from fraudrisk.scoring.state_reader import FeastStateReader
+        from fraudrisk.scoring.vectors import single_features
+        from fraudrisk.serving.asgi import decode_v2
+        from fraudrisk.serving.wire_protocol import parse_v2
 
         model = load_model(settings, settings.serving.model_uri)
         reader = FeastStateReader.from_settings(settings)
@@ -332,14 +334,14 @@ def stage_times(settings: Any, bodies: list[bytes]) -> dict[str, np.ndarray] | s
 
     def decide_and_explain(scored: tuple[np.ndarray, np.ndarray]) -> Any:
         matrix, risk = scored  # as served: only review and decline are explained
-        flagged = decide(risk, *thresholds) != "approve"
+        flagged = decide(risk, *thresholds) != APPROVE
         if explain is None or not flagged.any():
             return flagged
         return reason_codes(explain(matrix[flagged]), matrix[flagged], names, top)
 
     steps: dict[str, Callable[[Any], Any]] = {
         "V2 decode (lean route) + validate": lambda body: parse_v2(
-            decode_v2(body, "fraud-risk").inputs  # type: ignore[union-attr]
+            decode_v2(body, MODEL_NAME).inputs  # type: ignore[union-attr]
         ),
         "entity state read (online store)": lambda b: (
             b,
@@ -384,24 +386,33 @@ def app_times(settings: Any, bodies: list[bytes]) -> np.ndarray | None:
     from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
     from kserve.protocol.rest.server import RESTServer
 
-    from fraudrisk.inference.asgi import ScorerApp
-    from fraudrisk.inference.server import build_server
-    from fraudrisk.inference.service import FraudRiskModel, ServiceSpec
+    from fraudrisk.serving.asgi import ScorerApp
+    from fraudrisk.serving.kserve_model import FraudRiskModel, ServiceSpec
+    from fraudrisk.serving.server import build_server
 
     model = FraudRiskModel(ServiceSpec.from_settings(settings), settings)
     if not model.load():
         return None
     server = build_server(model, http_port=0)
-    rest = RESTServer(FASTAPI_APP_IMPORT_STRING, server.dataplane,
-                      server.model_repository_extension, 0)  # fmt: skip
+    rest = RESTServer(
+        FASTAPI_APP_IMPORT_STRING, server.dataplane, server.model_repository_extension, 0
+    )
     rest.create_application()
     app = ScorerApp(server.dataplane)
 
     async def call(body: bytes) -> float:
-        scope = {"type": "http", "method": "POST", "path": "/v2/models/fraud-risk/infer",
-                 "headers": [(b"content-type", b"application/json")], "query_string": b"",
-                 "http_version": "1.1", "scheme": "http", "root_path": "",
-                 "server": ("127.0.0.1", 80), "client": ("127.0.0.1", 1)}  # fmt: skip
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": f"/v2/models/{MODEL_NAME}/infer",
+            "headers": [(b"content-type", b"application/json")],
+            "query_string": b"",
+            "http_version": "1.1",
+            "scheme": "http",
+            "root_path": "",
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 1),
+        }
         sent: list[dict[str, Any]] = []
 
         async def receive() -> dict[str, Any]:
@@ -717,8 +728,12 @@ def parse_args() -> Args:
     )
     args = parser.parse_args()
     config = QUICK if args.quick else Config()
-    overrides = {"rounds": args.rounds, "duration_s": args.duration, "p99_bound_ms": args.p99_bound,
-                 "workers": args.workers}  # fmt: skip
+    overrides = {
+        "rounds": args.rounds,
+        "duration_s": args.duration,
+        "p99_bound_ms": args.p99_bound,
+        "workers": args.workers,
+    }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     home = args.home.resolve()
     return Args(

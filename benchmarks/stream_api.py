@@ -54,10 +54,13 @@ def api_process(home: Path, port: int, log: Path) -> tuple[Process, str]:
     key = new_api_key()
     keys = [{"client": "bench", "key_hash": hash_api_key(key), "scopes": ["transactions:write"]}]
     env = {
-        "FRAUDRISK_HOME": str(home), "FRAUDRISK_API__DEFAULT_MODE": "sync",
-        "FRAUDRISK_API__KAFKA_ENABLED": "false", "FRAUDRISK_API__KEYS": json.dumps(keys),
-        "FRAUDRISK_API__RATE_PER_S": "100000", "FRAUDRISK_API__BURST": "100000",
-    }  # fmt: skip
+        "FRAUDRISK_HOME": str(home),
+        "FRAUDRISK_API__DEFAULT_MODE": "sync",
+        "FRAUDRISK_API__KAFKA_ENABLED": "false",
+        "FRAUDRISK_API__KEYS": json.dumps(keys),
+        "FRAUDRISK_API__RATE_PER_S": "100000",
+        "FRAUDRISK_API__BURST": "100000",
+    }
     argv = [sys.executable, "-m", "fraudrisk", "api", "serve", "--port", str(port)]
     return Process(argv, env, log), key
 
@@ -129,8 +132,9 @@ async def _load(url: str, key: str, bodies: list[bytes], plan: tuple[float, floa
         latency[index] = time.perf_counter() - due
         decisions[orjson.loads(payload)["decision"]] += 1
 
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
-                                     headers=headers) as session:  # fmt: skip
+    async with aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers=headers
+    ) as session:
         tasks = set()
         start = time.perf_counter() + 0.01
         for index in range(total):

@@ -57,9 +57,15 @@ class ScoreReader(threading.Thread):
         from fraudrisk.io.kafka import make_consumer
 
         super().__init__(name="score-reader", daemon=True)
-        self.consumer = make_consumer(kafka, f"reader-{uuid.uuid4().hex[:8]}", **{
-            "isolation.level": "read_committed", "fetch.wait.max.ms": 5,
-            "auto.offset.reset": "earliest"})  # fmt: skip
+        self.consumer = make_consumer(
+            kafka,
+            f"reader-{uuid.uuid4().hex[:8]}",
+            **{
+                "isolation.level": "read_committed",
+                "fetch.wait.max.ms": 5,
+                "auto.offset.reset": "earliest",
+            },
+        )
         self.consumer.subscribe([kafka.scores_topic])
         self.seen: dict[int, float] = {}
         self.stopping = threading.Event()
@@ -113,8 +119,9 @@ def run_latency(
             time.sleep(0.2)
     reader.stopping.set()
     reader.join(10)
-    latency = np.array([reader.seen[i] - sent[i] if i in reader.seen else np.nan
-                        for i in ids[warm:]])  # fmt: skip
+    latency = np.array(
+        [reader.seen[i] - sent[i] if i in reader.seen else np.nan for i in ids[warm:]]
+    )
     return Latency(who, rate, latency, achieved, meter.cores)
 
 
@@ -125,8 +132,9 @@ def _wait_scored(process: Process, reader: ScoreReader, last: tuple[bytes, bytes
     while tx_id not in reader.seen:
         process.check()
         if time.monotonic() > deadline:
-            raise TimeoutError(f"{process.argv[2:5]} did not score the warm-up in 300 s; "
-                               f"see {process.log}")  # fmt: skip
+            raise TimeoutError(
+                f"{process.argv[2:5]} did not score the warm-up in 300 s; see {process.log}"
+            )
         time.sleep(0.1)
     time.sleep(1.0)  # the last batches of the warm-up settle
 
@@ -149,8 +157,9 @@ def _paced(
         for position in range(index, due):
             key, value = messages[position]
             stamp = wall0 + time.perf_counter()
-            producer.produce(kafka.transactions_topic, key=key, value=value,
-                             timestamp=int(stamp * 1000))  # fmt: skip
+            producer.produce(
+                kafka.transactions_topic, key=key, value=value, timestamp=int(stamp * 1000)
+            )
             sent[ids[position]] = stamp
         index = max(index, due)
         producer.poll(0)

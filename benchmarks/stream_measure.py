@@ -89,9 +89,13 @@ class Process:
     def __enter__(self) -> Process:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("wb") as sink:
-            self.popen = subprocess.Popen(self.argv, env={**os.environ, **self.env},
-                                          cwd=REPO_ROOT, stdout=sink,
-                                          stderr=subprocess.STDOUT)  # fmt: skip
+            self.popen = subprocess.Popen(
+                self.argv,
+                env={**os.environ, **self.env},
+                cwd=REPO_ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+            )
         return self
 
     def __exit__(self, *_exc: object) -> None:
@@ -123,8 +127,17 @@ class Process:
 
 def ours_argv(group: str, member: int = 0) -> list[str]:
     """Our stream scorer as shipped (default batch and poll settings), one group member."""
-    return [sys.executable, "-m", "fraudrisk", "stream", "score", "--group", group,
-            "--transactional-id", f"{group}-{member}"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "fraudrisk",
+        "stream",
+        "score",
+        "--group",
+        group,
+        "--transactional-id",
+        f"{group}-{member}",
+    ]
 
 
 def naive_argv(group: str, topic: str) -> list[str]:
@@ -135,8 +148,14 @@ def naive_argv(group: str, topic: str) -> list[str]:
 
 def kafka_env(kafka: Any, db_url: str, home: Path) -> dict[str, str]:
     """Environment of a consumer on these topics, writing to the store at ``db_url``."""
-    names = ("bootstrap_servers", "transactions_topic", "scores_topic", "alerts_topic",
-             "labels_topic", "dlq_topic")  # fmt: skip
+    names = (
+        "bootstrap_servers",
+        "transactions_topic",
+        "scores_topic",
+        "alerts_topic",
+        "labels_topic",
+        "dlq_topic",
+    )
     env = {f"FRAUDRISK_KAFKA__{n.upper()}": str(getattr(kafka, n)) for n in names}
     return env | {"FRAUDRISK_HOME": str(home), "FRAUDRISK_DB__URL": db_url}
 
@@ -146,9 +165,14 @@ def topics(bootstrap: str, tag: str) -> Any:
     from fraudrisk.config import KafkaSettings
     from fraudrisk.io.kafka import ensure_topics
 
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, transactions_topic=f"tx-{tag}",
-                          scores_topic=f"scores-{tag}", alerts_topic=f"alerts-{tag}",
-                          labels_topic=f"labels-{tag}", dlq_topic=f"dlq-{tag}")  # fmt: skip
+    kafka = KafkaSettings(
+        bootstrap_servers=bootstrap,
+        transactions_topic=f"tx-{tag}",
+        scores_topic=f"scores-{tag}",
+        alerts_topic=f"alerts-{tag}",
+        labels_topic=f"labels-{tag}",
+        dlq_topic=f"dlq-{tag}",
+    )
     ensure_topics(kafka)
     return kafka
 

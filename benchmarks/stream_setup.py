@@ -86,8 +86,9 @@ def _lake_and_stream(home: Path) -> str:
             lake.write_day(day, table)
         else:
             later.append(table.select(list(MESSAGE_COLUMNS)))
-    stream = pa.concat_tables(later).sort_by([("tx_datetime", "ascending"),
-                                              ("transaction_id", "ascending")])  # fmt: skip
+    stream = pa.concat_tables(later).sort_by(
+        [("tx_datetime", "ascending"), ("transaction_id", "ascending")]
+    )
     pq.write_table(stream, home / "stream.parquet")
     rows = lake.read(include_labels=True)
     columns, seconds, fraud = features_of(rows)
@@ -105,8 +106,9 @@ def _online_store(home: Path, table_uri: str) -> None:
     settings = home_settings(home)
     with _quiet():
         feast_store.apply(settings, table_uri)
-        feast_store.materialize(settings, dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
-                                dt.datetime.now(dt.UTC))  # fmt: skip
+        feast_store.materialize(
+            settings, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC)
+        )
 
 
 def _champion(home: Path, table_uri: str) -> None:
@@ -114,11 +116,11 @@ def _champion(home: Path, table_uri: str) -> None:
     from xgboost import XGBClassifier
 
     from fraudrisk.features.definitions import FEATURE_NAMES
+    from fraudrisk.registry.versions import bootstrap_champion, register_model
     from fraudrisk.training.calibrate import calibrate
     from fraudrisk.training.dataset import load_frame
     from fraudrisk.training.gate import GateResult
     from fraudrisk.training.recipes import TUNED_56DAY
-    from fraudrisk.training.registry import bootstrap_champion, register_model
     from fraudrisk.training.thresholds import choose_thresholds
 
     settings = home_settings(home)
@@ -132,13 +134,18 @@ def _champion(home: Path, table_uri: str) -> None:
     risk = calibrated.predict_fraud_probability(hold[names].astype(np.float32))
     with _quiet():
         version = register_model(
-            settings, calibrated, metrics={"average_precision": 0.0}, artifacts={},
+            settings,
+            calibrated,
+            metrics={"average_precision": 0.0},
+            artifacts={},
             params={"model": "xgboost", "recipe": "TUNED_56DAY", "purpose": "benchmark"},
-            feature_names=names, input_example=hold[names].head(3).astype(np.float32),
+            feature_names=names,
+            input_example=hold[names].head(3).astype(np.float32),
             training_data_ref=f"{settings.lake_uri} (benchmark)",
             thresholds=choose_thresholds(hold["tx_fraud"], risk),
-            gate_result=GateResult(passed=True), run_name="stream-benchmark",
-        )  # fmt: skip
+            gate_result=GateResult(passed=True),
+            run_name="stream-benchmark",
+        )
         bootstrap_champion(settings, version.version)
 
 
@@ -158,8 +165,10 @@ def stream_rows(home: Path, n: int) -> pa.Table:
     """
     table = pq.read_table(home / "stream.parquet")
     if table.num_rows < n:
-        raise ValueError(f"the benchmark home holds {table.num_rows:,} stream transactions, "
-                         f"{n:,} asked: lower --n or --rebuild with more STREAM_DAYS")  # fmt: skip
+        raise ValueError(
+            f"the benchmark home holds {table.num_rows:,} stream transactions, "
+            f"{n:,} asked: lower --n or --rebuild with more STREAM_DAYS"
+        )
     return table.slice(0, n)
 
 

@@ -70,8 +70,16 @@ class Config:
     sync_duration_s: float = 30.0
 
 
-QUICK = Config(n=60_000, naive_seconds=10.0, latency_warm=20_000, warmup_s=2.0, duration_s=6.0,
-               naive_duration_s=3.0, sync_warmup_s=2.0, sync_duration_s=8.0)  # fmt: skip
+QUICK = Config(
+    n=60_000,
+    naive_seconds=10.0,
+    latency_warm=20_000,
+    warmup_s=2.0,
+    duration_s=6.0,
+    naive_duration_s=3.0,
+    sync_warmup_s=2.0,
+    sync_duration_s=8.0,
+)
 
 
 @dataclass
@@ -92,8 +100,9 @@ def measure_throughput(
     kafka = topics(broker.bootstrap, f"thr-{uuid.uuid4().hex[:6]}")
     messages = kafka_messages(stream_rows(home, config.n))
     seconds = produce_all(kafka, messages)
-    console.print(f"pre-loaded {kafka.transactions_topic} with {config.n:,} transactions "
-                  f"in {seconds:.1f} s")  # fmt: skip
+    console.print(
+        f"pre-loaded {kafka.transactions_topic} with {config.n:,} transactions in {seconds:.1f} s"
+    )
     runs_of = {
         "ours": [ours_argv("ours-thr")],
         "ours ×2": [ours_argv("ours2-thr", member) for member in range(2)],
@@ -103,14 +112,19 @@ def measure_throughput(
     for who, argvs in runs_of.items():
         tag = who.replace(" ×", "-x")
         env = kafka_env(kafka, f"sqlite:///{runs / f'{tag}-throughput.db'}", home)
-        processes = [Process(argv, env, runs / f"{tag}-throughput-{i}.log")
-                     for i, argv in enumerate(argvs)]  # fmt: skip
-        console.print(f"[bold]{who}[/]: throughput over the pre-loaded topic "
-                      f"(logs {runs / tag}-throughput-*.log)")  # fmt: skip
+        processes = [
+            Process(argv, env, runs / f"{tag}-throughput-{i}.log") for i, argv in enumerate(argvs)
+        ]
+        console.print(
+            f"[bold]{who}[/]: throughput over the pre-loaded topic "
+            f"(logs {runs / tag}-throughput-*.log)"
+        )
         limits = (max(240.0, config.n / 2_000), config.naive_seconds if who == "naive" else 1e9)
         out[who] = run_throughput(who, processes, kafka, config.n, broker.pid, limits)
-        console.print(f"  {out[who].committed:,} committed, {out[who].rate:,.0f} tx/s sustained, "
-                      f"CPU {_cores(out[who].cpu)}")  # fmt: skip
+        console.print(
+            f"  {out[who].committed:,} committed, {out[who].rate:,.0f} tx/s sustained, "
+            f"CPU {_cores(out[who].cpu)}"
+        )
     return out
 
 
@@ -126,16 +140,20 @@ def measure_latency(broker: Broker, home: Path, runs: Path, config: Config) -> d
         argv = ours_argv("ours-lat") if who == "ours" else naive_argv("naive-lat", topic)
         env = kafka_env(kafka, f"sqlite:///{runs / f'{who}-latency.db'}", home)
         process = Process(argv, env, runs / f"{who}-latency.log")
-        console.print(f"[bold]{who}[/]: {warm:,} transactions at once, then "
-                      f"{config.rate:,.0f} tx/s for {duration:g} s after {config.warmup_s:g} s "
-                      f"(log {process.log})")  # fmt: skip
+        console.print(
+            f"[bold]{who}[/]: {warm:,} transactions at once, then "
+            f"{config.rate:,.0f} tx/s for {duration:g} s after {config.warmup_s:g} s "
+            f"(log {process.log})"
+        )
         plan = (config.rate, config.warmup_s, duration)
         parts = (messages[:warm], messages[warm:])
         out[who] = run_latency(who, process, kafka, parts, plan, broker.pid)
         result = out[who]
-        console.print(f"  p50 {_ms(result.percentile(50))}, p99 {_ms(result.percentile(99))}, "
-                      f"scored {len(result.scored):,} of {len(result.latency_s):,}, "
-                      f"CPU {_cores(result.cpu)}")  # fmt: skip
+        console.print(
+            f"  p50 {_ms(result.percentile(50))}, p99 {_ms(result.percentile(99))}, "
+            f"scored {len(result.scored):,} of {len(result.latency_s):,}, "
+            f"CPU {_cores(result.cpu)}"
+        )
     return out
 
 
@@ -146,15 +164,19 @@ def measure_sync(home: Path, runs: Path, config: Config) -> SyncResult:
     port = free_port()
     process, key = api_process(home, port, runs / "api-sync.log")
     url = f"http://127.0.0.1:{port}"
-    console.print(f"[bold]sync API[/]: {config.sync_rate:g} requests/s for "
-                  f"{config.sync_duration_s:g} s (log {process.log})")  # fmt: skip
+    console.print(
+        f"[bold]sync API[/]: {config.sync_rate:g} requests/s for "
+        f"{config.sync_duration_s:g} s (log {process.log})"
+    )
     bodies = request_bodies(stream_rows(home, 20_000))
     with process:
         wait_ready(url, process)
         plan = (config.sync_rate, config.sync_warmup_s, config.sync_duration_s)
         result = run_sync_load(url, key, bodies, plan, process.pid)
-    console.print(f"  p50 {_ms(result.percentile(50))}, p99 {_ms(result.percentile(99))}, "
-                  f"errors {sum(result.errors.values())}, CPU {_cores(result.cpu)}")  # fmt: skip
+    console.print(
+        f"  p50 {_ms(result.percentile(50))}, p99 {_ms(result.percentile(99))}, "
+        f"errors {sum(result.errors.values())}, CPU {_cores(result.cpu)}"
+    )
     return result
 
 
@@ -189,14 +211,18 @@ def machine_line() -> str:
             model = line.split(":", 1)[1].strip()
             break
     system = f"{platform.system()} {platform.release()}"
-    return (f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · {model} · "
-            f"{system} · Python {platform.python_version()}")  # fmt: skip
+    return (
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC · {os.cpu_count()} cores · {model} · "
+        f"{system} · Python {platform.python_version()}"
+    )
 
 
 def table_rows(results: Results, config: Config) -> list[str]:
     """The main table: ours beside the naive consumer, each target and whether it is met."""
-    rows = ["| measurement | target | ours | naive consumer | ours ÷ naive | target met |",
-            "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| measurement | target | ours | naive consumer | ours ÷ naive | target met |",
+        "|---|---|---|---|---|---|",
+    ]
     thr = results.throughput
     naive = thr.get("naive")
     for who, label in (("ours", "one scorer process"), ("ours ×2", "a group of two processes")):
@@ -236,8 +262,10 @@ def table_rows(results: Results, config: Config) -> list[str]:
 
 def cpu_rows(results: Results) -> list[str]:
     """Cores used during each run: the consumer, the broker, this script and the others."""
-    rows = ["| run | consumer / API | Kafka broker | benchmark process | other processes |",
-            "|---|---|---|---|---|"]  # fmt: skip
+    rows = [
+        "| run | consumer / API | Kafka broker | benchmark process | other processes |",
+        "|---|---|---|---|---|",
+    ]
     runs: list[tuple[str, dict[str, float]]] = [
         *((f"throughput, {k}", v.cpu) for k, v in results.throughput.items()),
         *((f"latency, {k}", v.cpu) for k, v in results.latency.items()),
@@ -245,8 +273,9 @@ def cpu_rows(results: Results) -> list[str]:
     if results.sync is not None:
         runs.append(("sync API", results.sync.cpu))
     for name, cpu in runs:
-        cells = [f"{cpu.get(k, float('nan')):.2f}" for k in ("consumer", "broker", "benchmark",
-                                                             "other")]  # fmt: skip
+        cells = [
+            f"{cpu.get(k, float('nan')):.2f}" for k in ("consumer", "broker", "benchmark", "other")
+        ]
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 
@@ -287,12 +316,24 @@ def notes(results: Results, config: Config) -> list[str]:
 
 def render(results: Results, config: Config) -> str:
     """The markdown report."""
-    return "\n".join([
-        "# Stream benchmark: Kafka → stream scorer → sinks, and the sync API", "",
-        machine_line(), "", *table_rows(results, config), "",
-        "## CPU during each run (cores)", "", *cpu_rows(results), "",
-        "## Notes", "", *notes(results, config), "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "# Stream benchmark: Kafka → stream scorer → sinks, and the sync API",
+            "",
+            machine_line(),
+            "",
+            *table_rows(results, config),
+            "",
+            "## CPU during each run (cores)",
+            "",
+            *cpu_rows(results),
+            "",
+            "## Notes",
+            "",
+            *notes(results, config),
+            "",
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------ main
@@ -301,8 +342,12 @@ def parse_args() -> tuple[Config, Path, Path | None, set[str], bool]:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     home = Path(os.environ.get("FRAUDRISK_HOME", ".fraudrisk"))
-    parser.add_argument("--work", type=Path, default=home / "bench-stream",
-                        help="Work dir: benchmark home, broker data, logs (reused).")  # fmt: skip
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=home / "bench-stream",
+        help="Work dir: benchmark home, broker data, logs (reused).",
+    )
     parser.add_argument("--n", type=int, help="Transactions pre-loaded for the throughput run.")
     parser.add_argument("--rate", type=float, help="Paced rate of the latency run (tx/s).")
     parser.add_argument("--naive-seconds", type=float, help="Naive consumer's throughput run.")

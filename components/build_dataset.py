@@ -1,9 +1,8 @@
 """Component ``build_dataset``: the point-in-time training frame from the feature table."""
 
+from fraudrisk.components import FRAUDRISK_IMAGE, PACKAGES
 from kfp import dsl
 from kfp.dsl import Dataset, Output
-
-from components import FRAUDRISK_IMAGE, PACKAGES
 
 
 @dsl.component(base_image=FRAUDRISK_IMAGE, packages_to_install=PACKAGES, install_kfp_package=False)

@@ -1,9 +1,8 @@
 """Component ``calibrate``: isotonic or Platt calibration on the hold-out week."""
 
+from fraudrisk.components import FRAUDRISK_IMAGE, PACKAGES
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Model, Output
-
-from components import FRAUDRISK_IMAGE, PACKAGES
 
 
 @dsl.component(base_image=FRAUDRISK_IMAGE, packages_to_install=PACKAGES, install_kfp_package=False)

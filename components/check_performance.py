@@ -2,10 +2,9 @@
 
 from typing import NamedTuple
 
+from fraudrisk.components import FRAUDRISK_IMAGE, PACKAGES
 from kfp import dsl
 from kfp.dsl import Artifact, Metrics, Output
-
-from components import FRAUDRISK_IMAGE, PACKAGES
 
 
 @dsl.component(base_image=FRAUDRISK_IMAGE, packages_to_install=PACKAGES, install_kfp_package=False)

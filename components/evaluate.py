@@ -1,9 +1,8 @@
 """Component ``evaluate``: test-fold metrics, plots and cost-based thresholds."""
 
+from fraudrisk.components import FRAUDRISK_IMAGE, PACKAGES
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
-
-from components import FRAUDRISK_IMAGE, PACKAGES
 
 
 @dsl.component(base_image=FRAUDRISK_IMAGE, packages_to_install=PACKAGES, install_kfp_package=False)
@@ -27,8 +26,8 @@ def evaluate(
     """
     from pathlib import Path
 
+    from fraudrisk.schemas import DecisionCosts
     from fraudrisk.training import steps
-    from fraudrisk.training.thresholds import DecisionCosts
 
     result = steps.evaluate_step(
         Path(dataset.path) / "dataset.parquet",

@@ -1,9 +1,8 @@
 """Component ``tune``: Optuna search of the recipe on the prequential validation folds."""
 
+from fraudrisk.components import FRAUDRISK_IMAGE, PACKAGES
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Output
-
-from components import FRAUDRISK_IMAGE, PACKAGES
 
 
 @dsl.component(base_image=FRAUDRISK_IMAGE, packages_to_install=PACKAGES, install_kfp_package=False)

@@ -1,6 +1,8 @@
 """Kubeflow pipelines of fraudrisk: DAG wiring only, configuration in ``configs/*.yaml``.
 
-``pipelines`` and ``components`` are top-level packages of the repository, not of the installed
-``fraudrisk`` wheel: :func:`fraudrisk.pipeline_cli.load_pipeline_module` puts the repository
-root on ``sys.path`` and imports ``pipelines.<name>``.
+This folder is the package ``fraudrisk.pipelines`` (and ``components/`` is
+``fraudrisk.components``): pyproject's ``[tool.setuptools.package-dir]`` maps both into the
+``fraudrisk`` package, in the editable checkout and in the wheel alike, with ``configs/`` as
+package data. :func:`fraudrisk.training.pipelines.load_pipeline_module` imports
+``fraudrisk.pipelines.<name>``.
 """

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudrisk.schemas import DecisionCosts
 from fraudrisk.training.gate import GateConfig
-from fraudrisk.training.thresholds import DecisionCosts
 
-CONFIGS = Path(__file__).parent / "configs"
+#: The run configurations, package data of ``fraudrisk.pipelines`` (this folder's ``configs/``).
+CONFIGS = Path(str(resources.files("fraudrisk.pipelines") / "configs"))
 
 
 class TrainingPipelineConfig(BaseModel):

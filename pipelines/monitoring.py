@@ -7,17 +7,19 @@ Caching is off: the same arguments must check the newest data on every scheduled
 
 from pathlib import Path
 
-from components.check_drift import check_drift
-from components.check_performance import check_performance
-from components.trigger_retraining import trigger_retraining
+from fraudrisk.components.check_drift import check_drift
+from fraudrisk.components.check_performance import check_performance
+from fraudrisk.components.trigger_retraining import trigger_retraining
 from kfp import compiler, dsl
+
+from fraudrisk.vocab import CHAMPION_URI
 
 
 @dsl.pipeline(
     name="monitoring", description="Drift and labelled performance; retrain on a trigger."
 )
 def monitoring_pipeline(
-    model_uri: str = "models:/fraud-risk@champion",
+    model_uri: str = CHAMPION_URI,
     source: str = "lake",
     window_days: int = 7,
     end: str = "",
@@ -30,12 +32,23 @@ def monitoring_pipeline(
     performance = check_performance(metrics_dir=metrics_dir, **window)
     triggers = []
     with dsl.If(drift.outputs["triggered"] == True, name="drift-detected"):  # noqa: E712
-        triggers.append(trigger_retraining(check="drift", result=drift.outputs["result"],
-                                           kfp_host=kfp_host, metrics_dir=metrics_dir))  # fmt: skip
+        triggers.append(
+            trigger_retraining(
+                check="drift",
+                result=drift.outputs["result"],
+                kfp_host=kfp_host,
+                metrics_dir=metrics_dir,
+            )
+        )
     with dsl.If(performance.outputs["triggered"] == True, name="performance-dropped"):  # noqa: E712
-        triggers.append(trigger_retraining(check="performance",
-                                           result=performance.outputs["result"],
-                                           kfp_host=kfp_host, metrics_dir=metrics_dir))  # fmt: skip
+        triggers.append(
+            trigger_retraining(
+                check="performance",
+                result=performance.outputs["result"],
+                kfp_host=kfp_host,
+                metrics_dir=metrics_dir,
+            )
+        )
     for task in (drift, performance, *triggers):
         task.set_caching_options(enable_caching=False)
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-CONFIGS = Path(__file__).parent / "configs"
+from fraudrisk.vocab import CHAMPION_URI
+
+#: The run configurations, package data of ``fraudrisk.pipelines`` (this folder's ``configs/``).
+CONFIGS = Path(str(resources.files("fraudrisk.pipelines") / "configs"))
 
 
 class MonitoringPipelineConfig(BaseModel):
@@ -17,9 +21,7 @@ class MonitoringPipelineConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    model_uri: str = Field(
-        "models:/fraud-risk@champion", min_length=1, description="The monitored model."
-    )
+    model_uri: str = Field(CHAMPION_URI, min_length=1, description="The monitored model.")
     """The monitored model (``models:/<name>@<alias>``, a version, or a storage URI)."""
     source: Literal["lake", "scores"] = Field("lake", description="Rows of the windows.")
     """``lake`` (the feature table, scored now) or ``scores`` (the score store)."""

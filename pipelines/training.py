@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from components.build_dataset import build_dataset
-from components.calibrate import calibrate
-from components.evaluate import evaluate
-from components.register import register
-from components.train import train
-from components.tune import tune
-from components.validate import validate
+from fraudrisk.components.build_dataset import build_dataset
+from fraudrisk.components.calibrate import calibrate
+from fraudrisk.components.evaluate import evaluate
+from fraudrisk.components.register import register
+from fraudrisk.components.train import train
+from fraudrisk.components.tune import tune
+from fraudrisk.components.validate import validate
 from kfp import compiler, dsl
 
 

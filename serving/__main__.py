@@ -12,9 +12,9 @@ import argparse
 import logging
 
 from fraudrisk.config import get_settings
-from fraudrisk.inference.server import serve
-from fraudrisk.inference.service import ServiceSpec
-from fraudrisk.inference.workers import LOG_FORMAT
+from fraudrisk.serving.kserve_model import ServiceSpec
+from fraudrisk.serving.server import serve
+from fraudrisk.serving.workers import LOG_FORMAT
 
 
 def main() -> None:

@@ -1,8 +1,8 @@
 """The ``kserve.Model`` subclass this image serves.
 
-Defined in :mod:`fraudrisk.inference.service`.
+Defined in :mod:`fraudrisk.serving.kserve_model`.
 """
 
-from fraudrisk.inference.service import FraudRiskModel, ServiceSpec
+from fraudrisk.serving.kserve_model import FraudRiskModel, ServiceSpec
 
 __all__ = ["FraudRiskModel", "ServiceSpec"]

@@ -15,8 +15,11 @@ os.environ["COLUMNS"] = "200"
 
 _FEAST_SQLITE = "feast.infra.online_stores.sqlite"
 #: Converters Feast's SQLite online store registers (module-level functions of that module).
-_FEAST_CONVERTERS = {"date": "convert_date", "datetime": "convert_datetime",
-                     "timestamp": "convert_timestamp"}  # fmt: skip
+_FEAST_CONVERTERS = {
+    "date": "convert_date",
+    "datetime": "convert_datetime",
+    "timestamp": "convert_timestamp",
+}
 
 
 @pytest.fixture(autouse=True)

@@ -19,6 +19,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fraudrisk.vocab import CHAMPION_URI
+
 MODEL_NAME = "fraud-risk-xgb"
 IMPLEMENTATION = "mlserver_xgboost.XGBoostModel"
 
@@ -30,7 +32,7 @@ def load_booster_model(model_uri: str) -> tuple[Any, list[str]]:
         SystemExit: If the model is not a calibrated XGBoost of ours.
     """
     from fraudrisk.config import get_settings
-    from fraudrisk.training.mlflow_io import load_pyfunc
+    from fraudrisk.registry.mlflow_io import load_pyfunc
 
     wrapper = load_pyfunc(get_settings(), model_uri).unwrap_python_model()
     model = getattr(wrapper, "model", None)
@@ -45,7 +47,7 @@ def registry_version(model_uri: str) -> str:
     import re
 
     from fraudrisk.config import get_settings
-    from fraudrisk.training.mlflow_io import mlflow_client
+    from fraudrisk.registry.mlflow_io import mlflow_client
 
     match = re.fullmatch(r"models:/([^/@]+)(?:/(\d+)|@([\w-]+))", model_uri)
     if match is None:
@@ -75,7 +77,7 @@ def main() -> None:
     """Export the booster named by ``--model-uri`` into ``--out``."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="MLServer repository root.")
-    parser.add_argument("--model-uri", default="models:/fraud-risk@champion")
+    parser.add_argument("--model-uri", default=CHAMPION_URI)
     args = parser.parse_args()
     classifier, features = load_booster_model(args.model_uri)
     trees = len(classifier.get_booster().get_dump())

@@ -22,6 +22,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from fraudrisk.vocab import MODEL_NAME
+
 #: Versions that install together on Python 3.11 (same xgboost 3.2 as the project's venv).
 MLSERVER_PINS = ("mlserver==1.7.1", "mlserver-xgboost==1.7.1")
 PINS_MARKER = ".fraudrisk-pins"
@@ -118,5 +120,5 @@ def baseline_commands(
             {"OMP_NUM_THREADS": "1"},
             f"http://127.0.0.1:{ports.mlserver}/v2/models/fraud-risk-xgb/ready",
         ),
-        (hop, {}, f"http://127.0.0.1:{ports.hop}/v2/models/fraud-risk/ready"),
+        (hop, {}, f"http://127.0.0.1:{ports.hop}/v2/models/{MODEL_NAME}/ready"),
     ]

@@ -16,6 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fraudrisk.vocab import CANARY, CHAMPION_URI, MODEL_NAME, TrafficMode
+
 _SECRET_MASK = "********"
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)(?P<pw>[^@\s]+)(?=@)")
 
@@ -99,7 +101,7 @@ class MlflowSettings(BaseModel):
 
     tracking_uri: str = Field("", description="Empty = sqlite + local artifacts under HOME.")
     registry_uri: str = Field("", description="Empty = same as tracking_uri.")
-    model_name: str = "fraud-risk"
+    model_name: str = MODEL_NAME
 
 
 class FeastSettings(BaseModel):
@@ -126,8 +128,8 @@ class ServingSettings(BaseModel):
     """Where the KServe endpoint is, which model it serves, and how scores become decisions."""
 
     endpoint: str = Field("http://127.0.0.1:8080", description="Base URL of the inference service.")
-    model_uri: str = Field("models:/fraud-risk@champion", description="MLflow or storage URI.")
-    model_name: str = Field("fraud-risk", description="Name the model is served under.")
+    model_uri: str = Field(CHAMPION_URI, description="MLflow or storage URI.")
+    model_name: str = Field(MODEL_NAME, description="Name the model is served under.")
     http_port: int = Field(8080, ge=1, le=65535)
     workers: int = Field(
         1,
@@ -145,8 +147,8 @@ class ServingSettings(BaseModel):
     candidate_uri: str = Field(
         "", description="A second model in this process: A/B or shadow candidate (empty = none)."
     )
-    traffic_mode: Literal["canary", "ab", "shadow"] = Field(
-        "canary", description="How the candidate shares traffic with model_uri."
+    traffic_mode: TrafficMode = Field(
+        CANARY, description="How the candidate shares traffic with model_uri."
     )
     candidate_percent: int = Field(0, ge=0, le=100, description="Candidate's share (canary, ab).")
     ab_key: str = Field("customer_id", description="Transaction field A/B assignment sticks to.")
@@ -259,9 +261,20 @@ class ApiKeySettings(BaseModel):
 
 
 JwtAlgorithm = Literal[
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "ES256", "ES384", "ES512", "EdDSA",
-]  # fmt: skip
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+]
 
 
 class ApiSettings(BaseModel):
@@ -341,6 +354,59 @@ class Settings(BaseSettings):
         """The monitoring report folder, defaulting to ``HOME/monitoring/reports``."""
         configured = self.monitoring.reports_dir
         return Path(configured) if configured else self.home / "monitoring" / "reports"
+
+    @property
+    def monitoring_workspace(self) -> str:
+        """The Evidently workspace folder or URL, defaulting to ``HOME/monitoring/workspace``."""
+        return self.monitoring.workspace or str(self.home / "monitoring" / "workspace")
+
+    @property
+    def monitoring_metrics_dir(self) -> Path:
+        """The monitoring steps' Prometheus textfiles: ``HOME/monitoring/metrics``."""
+        return self.home / "monitoring" / "metrics"
+
+    @property
+    def feature_table_uri(self) -> str:
+        """The feature table ``fraudrisk features build`` writes by default: ``HOME/features``.
+
+        Training, monitoring and the demo read it when no table is given.
+        """
+        return str(self.home / "features")
+
+    @property
+    def optuna_dir(self) -> Path:
+        """The default folder of the Optuna study storage: ``HOME/optuna``."""
+        return self.home / "optuna"
+
+    @property
+    def kfp_dir(self) -> Path:
+        """Working folder of local (``kfp.local``) pipeline runs and their logs: ``HOME/kfp``."""
+        return self.home / "kfp"
+
+    @property
+    def mlflow_artifacts_uri(self) -> str:
+        """Artifact root (a ``file:`` URI) of a new experiment in a local store: HOME/mlartifacts."""
+        return (self.home / "mlartifacts").resolve().as_uri()
+
+    @property
+    def serving_dir(self) -> Path:
+        """Local serving state: the manifest, the canary record and its history, the serve log."""
+        return self.home / "serving"
+
+    @property
+    def kafka_data_dir(self) -> Path:
+        """Log and data folder of the local Kafka broker: ``HOME/kafka/data``."""
+        return self.home / "kafka" / "data"
+
+    @property
+    def jars_dir(self) -> Path:
+        """Default cache of resolved Maven jar sets: ``HOME/jars`` (``FRAUDRISK_JARS_DIR`` wins)."""
+        return self.home / "jars"
+
+    @property
+    def bin_dir(self) -> Path:
+        """Default cache of tool binaries (kustomize): ``HOME/bin`` (``FRAUDRISK_BIN_DIR`` wins)."""
+        return self.home / "bin"
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets and URL passwords masked."""

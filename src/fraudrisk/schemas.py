@@ -119,8 +119,41 @@ class Transaction(BaseModel):
         return value
 
 
-class LabeledTransaction(Transaction):
-    """A transaction with its fraud label, as stored in the lake and used for training."""
+class DecisionCosts(BaseModel):
+    """What each decision costs, in the currency of the transaction amounts."""
 
-    tx_fraud: int | None = Field(None, ge=0, le=1)
-    tx_fraud_scenario: int | None = Field(None, ge=0, le=FRAUD_SCENARIO_MAX)
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    fraud_loss: float = Field(
+        100.0, ge=0, description="Loss per missed fraud when no transaction amounts are given."
+    )
+    use_amount: bool = Field(
+        True, description="Use each transaction's amount as its fraud loss when amounts are given."
+    )
+    review_cost: float = Field(5.0, ge=0, description="Cost of one analyst review (per alert).")
+    decline_cost: float = Field(
+        20.0, ge=0, description="Cost of declining a genuine transaction (customer friction)."
+    )
+    review_detection_rate: float = Field(
+        1.0, ge=0, le=1, description="Share of reviewed frauds the analysts catch."
+    )
+    max_review_rate: float | None = Field(
+        None, gt=0, le=1, description="Alert budget: the most transactions sent to review (share)."
+    )
+    n_quantiles: int = Field(200, ge=2, description="Score quantiles tried as thresholds.")
+
+
+class Thresholds(BaseModel):
+    """The chosen thresholds and what they achieve on the data they were chosen on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    review: float = Field(description="Review when P(fraud) >= this (and below decline).")
+    decline: float = Field(description="Decline when P(fraud) >= this; above 1 = never.")
+    expected_cost: float = Field(description="Mean cost per transaction under this policy.")
+    total_cost: float = Field(description="Total cost over the held-out transactions.")
+    review_rate: float = Field(description="Share of transactions sent to review.")
+    decline_rate: float = Field(description="Share of transactions declined.")
+    recall_at_review: float = Field(description="Share of frauds reviewed or declined.")
+    n_transactions: int = Field(description="Held-out transactions the choice was made on.")
+    costs: DecisionCosts = Field(description="The costs the thresholds minimise.")

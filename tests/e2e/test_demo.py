@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fraudrisk.config import get_settings
-from fraudrisk.training import registry
+from fraudrisk.registry import versions as registry
 from fraudrisk.training.steps import BOOK_BEST
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2700)]

@@ -10,7 +10,8 @@ from nbclient import NotebookClient
 from tests.support.data import PERMISSIVE, build_lake
 
 from fraudrisk.config import get_settings
-from fraudrisk.training import registry
+from fraudrisk.registry import versions as registry
+from fraudrisk.registry.mlflow_io import mlflow_client
 
 pytestmark = pytest.mark.slow
 
@@ -73,8 +74,8 @@ def test_notebook_launches_the_pipeline_and_shows_the_run(
     try:
         settings = get_settings()
         assert registry.get_alias_version(settings, registry.CHAMPION) == "1"
-        version = registry.mlflow_client(settings).get_model_version("fraud-risk", "1")
-        run = registry.mlflow_client(settings).get_run(str(version.run_id))
+        version = mlflow_client(settings).get_model_version("fraud-risk", "1")
+        run = mlflow_client(settings).get_run(str(version.run_id))
         assert 0 < run.data.metrics["average_precision"] <= 1
     finally:
         get_settings.cache_clear()

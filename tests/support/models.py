@@ -15,10 +15,10 @@ from xgboost import XGBClassifier
 from fraudrisk.config import Settings
 from fraudrisk.features.definitions import FEATURE_NAMES
 from fraudrisk.features.online import CustomerState, TerminalState
-from fraudrisk.inference.state import MemoryStateReader
+from fraudrisk.registry.versions import RegisteredVersion, register_model
+from fraudrisk.scoring.state_reader import MemoryStateReader
 from fraudrisk.training.calibrate import CalibratedModel, calibrate
 from fraudrisk.training.gate import GateResult
-from fraudrisk.training.registry import RegisteredVersion, register_model
 from fraudrisk.training.thresholds import choose_thresholds
 
 GOOD = {"average_precision": 0.8, "auc_roc": 0.95, "card_precision@100": 0.4}
@@ -73,7 +73,8 @@ def states_before(frame: pd.DataFrame, seconds: int) -> MemoryStateReader:
     customers: dict[int, CustomerState] = defaultdict(CustomerState)
     terminals: dict[int, TerminalState] = defaultdict(TerminalState)
     for row in past.itertuples(index=False):
-        customers[row.customer_id].merge(row.seconds, row.transaction_id, row.tx_amount,
-                                         row.terminal_id)  # fmt: skip
+        customers[row.customer_id].merge(
+            row.seconds, row.transaction_id, row.tx_amount, row.terminal_id
+        )
         terminals[row.terminal_id].merge(row.seconds, row.transaction_id, int(row.tx_fraud))
     return MemoryStateReader(dict(customers), dict(terminals))

@@ -43,13 +43,14 @@ def build_serving_home(root: Path, customers: int = 120, days: int = 60) -> Serv
     import datetime as dt
 
     from fraudrisk.features import feast_store
-    from fraudrisk.training.registry import bootstrap_champion
+    from fraudrisk.registry.versions import bootstrap_champion
 
     table_uri, lake_uri = build_lake(root, customers=customers, days=days)
     settings = Settings(home=root / "home", mlflow=MlflowSettings())
     feast_store.apply(settings, table_uri)
-    feast_store.materialize(settings, dt.datetime(2000, 1, 1, tzinfo=dt.UTC),
-                            dt.datetime.now(dt.UTC))  # fmt: skip
+    feast_store.materialize(
+        settings, dt.datetime(2000, 1, 1, tzinfo=dt.UTC), dt.datetime.now(dt.UTC)
+    )
     frame = load_frame(table_uri, lake_uri)
     train = frame[frame["tx_time_days"] < days - 7]
     bootstrap_champion(settings, register_xgboost(settings, train, seed=0).version)
@@ -66,8 +67,13 @@ def scorer_process(
     command = [sys.executable, "-m", "fraudrisk", "serve", "--http-port", str(port), *args]
     log_path = home.settings.home / f"scorer-{port}.log"  # a file: a pipe would fill and block
     with log_path.open("w") as log:
-        process = subprocess.Popen(command, env={**home.env, **(env or {})}, text=True,
-                                   stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            command,
+            env={**home.env, **(env or {})},
+            text=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     process.log_path = log_path  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
     try:

@@ -54,8 +54,11 @@ def transactions(n: int, customers: int = 800) -> pa.Table:
 
 def replay(n: int, bad_every: int = 5000) -> Replay:
     """``n`` transactions as JSON messages keyed by customer, with bad ones mixed in."""
-    rows = transactions(n).select(["transaction_id", "tx_datetime", "customer_id",
-                                   "terminal_id", "tx_amount"]).to_pylist()  # fmt: skip
+    rows = (
+        transactions(n)
+        .select(["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"])
+        .to_pylist()
+    )
     messages: list[tuple[bytes, bytes]] = []
     for i, row in enumerate(rows):
         row["tx_datetime"] = row["tx_datetime"].isoformat()
@@ -68,17 +71,27 @@ def replay(n: int, bad_every: int = 5000) -> Replay:
 def unique_topics(kafka: KafkaSettings) -> KafkaSettings:
     """The same cluster with fresh topic names (tests share one broker)."""
     tag = uuid.uuid4().hex[:8]
-    return kafka.model_copy(update={
-        "transactions_topic": f"tx-{tag}", "scores_topic": f"scores-{tag}",
-        "alerts_topic": f"alerts-{tag}", "labels_topic": f"labels-{tag}",
-        "dlq_topic": f"dlq-{tag}",
-    })  # fmt: skip
+    return kafka.model_copy(
+        update={
+            "transactions_topic": f"tx-{tag}",
+            "scores_topic": f"scores-{tag}",
+            "alerts_topic": f"alerts-{tag}",
+            "labels_topic": f"labels-{tag}",
+            "dlq_topic": f"dlq-{tag}",
+        }
+    )
 
 
 def kafka_env(kafka: KafkaSettings) -> dict[str, str]:
     """The FRAUDRISK_KAFKA__* variables of these settings (for a scorer subprocess)."""
-    names = ("bootstrap_servers", "transactions_topic", "scores_topic", "alerts_topic",
-             "labels_topic", "dlq_topic")  # fmt: skip
+    names = (
+        "bootstrap_servers",
+        "transactions_topic",
+        "scores_topic",
+        "alerts_topic",
+        "labels_topic",
+        "dlq_topic",
+    )
     return {f"FRAUDRISK_KAFKA__{n.upper()}": str(getattr(kafka, n)) for n in names}
 
 
@@ -95,9 +108,11 @@ def read_topic(kafka: KafkaSettings, topic: str, timeout_s: float = 60) -> list[
     """Every committed message of a topic (``read_committed``), from the beginning."""
     import time
 
-    consumer = make_consumer(kafka, f"reader-{uuid.uuid4().hex[:8]}",
-                             **{"isolation.level": "read_committed",
-                                "enable.partition.eof": True})  # fmt: skip
+    consumer = make_consumer(
+        kafka,
+        f"reader-{uuid.uuid4().hex[:8]}",
+        **{"isolation.level": "read_committed", "enable.partition.eof": True},
+    )
     consumer.subscribe([topic])
     values: list[bytes] = []
     finished: set[int] = set()

@@ -46,7 +46,7 @@ def test_masked_view_hides_secrets_and_url_passwords(monkeypatch):
 def test_import_has_no_side_effects_and_settings_are_built_lazily():
     code = (
         "import os; os.environ['FRAUDRISK_KAFKA__PARTITIONS'] = 'zero'\n"
-        "import fraudrisk.config, fraudrisk.cli\n"
+        "import fraudrisk.config, fraudrisk.cli.main\n"
         "print('imported')\n"
         "fraudrisk.config.get_settings()"
     )

@@ -20,7 +20,8 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from fraudrisk.alerts.records import ALERT_DECISIONS, ScoreColumns
+from fraudrisk.alerts.records import ScoreColumns
+from fraudrisk.vocab import ALERT_DECISIONS
 
 
 @dataclass(frozen=True)
@@ -31,8 +32,9 @@ class StoreTables:
     alerts: sa.Table
 
 
-def sqlite_write(engine: Engine, tables: StoreTables, batch: ScoreColumns, now: dt.datetime
-                 ) -> tuple[set[int], int]:  # fmt: skip
+def sqlite_write(
+    engine: Engine, tables: StoreTables, batch: ScoreColumns, now: dt.datetime
+) -> tuple[set[int], int]:
     """The new ids and alerts of a batch, written under SQLite's write lock (BEGIN IMMEDIATE).
 
     Holding the lock from the start makes "which ids are new" exact: no other writer can
@@ -70,8 +72,9 @@ def sqlite_write(engine: Engine, tables: StoreTables, batch: ScoreColumns, now: 
     return {ids[i] for i in new_rows}, new_alerts
 
 
-def postgres_write(connection: sa.Connection, tables: StoreTables, batch: ScoreColumns,
-                   now: dt.datetime) -> tuple[set[int], int]:  # fmt: skip
+def postgres_write(
+    connection: sa.Connection, tables: StoreTables, batch: ScoreColumns, now: dt.datetime
+) -> tuple[set[int], int]:
     """The new ids and alerts of a batch: one ``INSERT … SELECT FROM unnest`` per table.
 
     Returns:
@@ -96,31 +99,51 @@ def _arrays(rows: list[tuple[Any, ...]]) -> tuple[list[Any], ...]:
 
 def _sqlite_existing(scores: sa.Table) -> str:
     """The ids of a JSON array of ids that ``scores`` already holds."""
-    return (f"SELECT transaction_id FROM {scores.name} "
-            "WHERE transaction_id IN (SELECT value FROM json_each(?))")  # fmt: skip
+    return (
+        f"SELECT transaction_id FROM {scores.name} "
+        "WHERE transaction_id IN (SELECT value FROM json_each(?))"
+    )
 
 
 def _sqlite_insert(table: sa.Table) -> str:
     names = [column.name for column in table.columns]
-    return (f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
-            " ON CONFLICT (transaction_id) DO NOTHING")  # fmt: skip
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+        " ON CONFLICT (transaction_id) DO NOTHING"
+    )
 
 
 def _postgres_insert(connection: sa.Connection, table: sa.Table) -> str:
     """Every column as an array parameter, unnested into rows; the ids inserted returned."""
     names = [column.name for column in table.columns]
     casts = [f"%s::{column.type.compile(dialect=connection.dialect)}[]" for column in table.columns]
-    return (f"INSERT INTO {table.name} ({', '.join(names)}) "
-            f"SELECT * FROM unnest({', '.join(casts)}) "
-            "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id")  # fmt: skip
+    return (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"SELECT * FROM unnest({', '.join(casts)}) "
+        "ON CONFLICT (transaction_id) DO NOTHING RETURNING transaction_id"
+    )
 
 
 def _rows(batch: ScoreColumns, stamps: Sequence[Any], scored_at: Any, rows: list[int]) -> Any:
     """``scores`` rows (table column order) of the given batch rows."""
     b = batch
-    return [(b.transaction_id[i], b.customer_id[i], b.terminal_id[i], stamps[i], b.tx_amount[i],
-             b.risk_score[i], b.decision[i], b.reason_codes[i], b.model_version[i], b.variant[i],
-             b.fallback[i], scored_at) for i in rows]  # fmt: skip
+    return [
+        (
+            b.transaction_id[i],
+            b.customer_id[i],
+            b.terminal_id[i],
+            stamps[i],
+            b.tx_amount[i],
+            b.risk_score[i],
+            b.decision[i],
+            b.reason_codes[i],
+            b.model_version[i],
+            b.variant[i],
+            b.fallback[i],
+            scored_at,
+        )
+        for i in rows
+    ]
 
 
 def _alert_rows(batch: ScoreColumns, rows: list[int]) -> list[int]:
@@ -130,6 +153,19 @@ def _alert_rows(batch: ScoreColumns, rows: list[int]) -> list[int]:
 def _alerts(batch: ScoreColumns, stamps: Sequence[Any], created_at: Any, rows: list[int]) -> Any:
     """``alerts`` rows (table column order): priority = expected loss = risk × amount."""
     b = batch
-    return [(b.transaction_id[i], b.customer_id[i], stamps[i], b.tx_amount[i], b.risk_score[i],
-             b.decision[i], round(b.risk_score[i] * b.tx_amount[i], 4), b.reason_codes[i],
-             b.model_version[i], "open", created_at) for i in rows]  # fmt: skip
+    return [
+        (
+            b.transaction_id[i],
+            b.customer_id[i],
+            stamps[i],
+            b.tx_amount[i],
+            b.risk_score[i],
+            b.decision[i],
+            round(b.risk_score[i] * b.tx_amount[i], 4),
+            b.reason_codes[i],
+            b.model_version[i],
+            "open",
+            created_at,
+        )
+        for i in rows
+    ]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-ALERT_DECISIONS = frozenset({"review", "decline"})
+from fraudrisk.vocab import ALERT_DECISIONS
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,6 @@ from sqlalchemy.engine import Engine
 
 from fraudrisk.alerts.bulk import StoreTables, postgres_write, sqlite_write
 from fraudrisk.alerts.records import (
-    ALERT_DECISIONS,
     RECORD_FIELDS,
     ColumnsWritten,
     ScoreColumns,
@@ -33,9 +32,17 @@ from fraudrisk.alerts.records import (
 
 # The records lived here before they had their module; importers take them from here.
 __all__ = [
-    "ALERTS", "ALERT_DECISIONS", "METADATA", "SCORES", "SUPPORTED", "TABLES", "AlertStore",
-    "ColumnsWritten", "ScoreColumns", "ScoreRecord", "WriteResult",
-]  # fmt: skip
+    "ALERTS",
+    "METADATA",
+    "SCORES",
+    "SUPPORTED",
+    "TABLES",
+    "AlertStore",
+    "ColumnsWritten",
+    "ScoreColumns",
+    "ScoreRecord",
+    "WriteResult",
+]
 
 METADATA = sa.MetaData()
 SCORES = sa.Table(

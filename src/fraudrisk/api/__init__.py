@@ -17,7 +17,8 @@ Full contract (auth setup, modes, WebSocket protocol, curl examples): ``docs/api
 Modules: :mod:`~fraudrisk.api.app` (factory), :mod:`~fraudrisk.api.routes`,
 :mod:`~fraudrisk.api.services` (admission, edge checks, modes), :mod:`~fraudrisk.api.models`,
 :mod:`~fraudrisk.api.tokens`, :mod:`~fraudrisk.api.auth`, :mod:`~fraudrisk.api.ratelimit`,
-:mod:`~fraudrisk.api.scoring`, :mod:`~fraudrisk.api.sink`, :mod:`~fraudrisk.api.stream`,
+:mod:`~fraudrisk.api.sync_mode`, :mod:`~fraudrisk.api.async_mode`,
+:mod:`~fraudrisk.api.subscriptions`,
 :mod:`~fraudrisk.api.websocket`, :mod:`~fraudrisk.api.relay`, :mod:`~fraudrisk.api.errors`,
-:mod:`~fraudrisk.api.middleware`, :mod:`~fraudrisk.api.metrics`, :mod:`~fraudrisk.api.cli`.
+:mod:`~fraudrisk.api.middleware`, :mod:`~fraudrisk.api.prometheus`, :mod:`~fraudrisk.cli.api`.
 """

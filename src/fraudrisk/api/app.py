@@ -16,20 +16,20 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 
 from fraudrisk.api import errors
+from fraudrisk.api.async_mode import Producer, TransactionSink
 from fraudrisk.api.auth import Authenticator
-from fraudrisk.api.metrics import ApiMetrics
 from fraudrisk.api.middleware import EdgeMiddleware
+from fraudrisk.api.prometheus import ApiMetrics
 from fraudrisk.api.ratelimit import TokenBucketLimiter
 from fraudrisk.api.relay import KafkaRelay
 from fraudrisk.api.routes import router
-from fraudrisk.api.scoring import ScoringService, default_variants
 from fraudrisk.api.services import ApiServices
-from fraudrisk.api.sink import Producer, TransactionSink
-from fraudrisk.api.stream import StreamHub
+from fraudrisk.api.subscriptions import StreamHub
+from fraudrisk.api.sync_mode import ScoringService, default_variants
 from fraudrisk.api.tokens import PanTokenizer
 from fraudrisk.api.websocket import stream_endpoint
 from fraudrisk.config import Settings, get_settings
-from fraudrisk.inference.variants import ServedVariants
+from fraudrisk.serving.variants import ServedVariants
 
 log = logging.getLogger(__name__)
 TITLE = "fraudrisk Transaction API"
@@ -75,12 +75,12 @@ def create_app(
     """
     settings = settings or get_settings()
     services = build_services(settings, scorer, producer, relay, clock, registry)
-    app = FastAPI(title=TITLE, version="1", description=DESCRIPTION,
-                  lifespan=_lifespan(services))  # fmt: skip
+    app = FastAPI(title=TITLE, version="1", description=DESCRIPTION, lifespan=_lifespan(services))
     app.state.services = services
     errors.install(app)
-    app.add_middleware(EdgeMiddleware, metrics=services.metrics,
-                       max_body_bytes=settings.api.max_body_bytes)  # fmt: skip
+    app.add_middleware(
+        EdgeMiddleware, metrics=services.metrics, max_body_bytes=settings.api.max_body_bytes
+    )
     app.include_router(router)
     app.add_api_websocket_route("/v1/stream", stream_endpoint)
     return app
@@ -103,24 +103,33 @@ def build_services(
     hub = StreamHub(api.ws_queue_size, metrics)
     sink = kafka_relay = None
     if api.kafka_enabled:
-        sink = TransactionSink(producer or _producer(settings), settings.kafka.transactions_topic,
-                               api.delivery_timeout_s)  # fmt: skip
+        sink = TransactionSink(
+            producer or _producer(settings),
+            settings.kafka.transactions_topic,
+            api.delivery_timeout_s,
+        )
         if relay if relay is not None else producer is None:
             kafka_relay = KafkaRelay(settings, hub.publish_threadsafe)
     return ApiServices(
-        settings=settings, metrics=metrics, auth=Authenticator(api),
+        settings=settings,
+        metrics=metrics,
+        auth=Authenticator(api),
         limiter=TokenBucketLimiter(api.rate_per_s, api.burst, clock),
-        tokenizer=tokenizer, scoring=ScoringService(variants, api.model_retry_s), hub=hub,
-        sink=sink, relay=kafka_relay,
-    )  # fmt: skip
+        tokenizer=tokenizer,
+        scoring=ScoringService(variants, api.model_retry_s),
+        hub=hub,
+        sink=sink,
+        relay=kafka_relay,
+    )
 
 
 def _producer(settings: Settings) -> Producer:
     from fraudrisk.io.kafka import make_producer
 
     timeout_ms = int(settings.api.delivery_timeout_s * 1000)
-    producer: Producer = make_producer(settings, **{"linger.ms": 1,
-                                                    "message.timeout.ms": timeout_ms})  # fmt: skip
+    producer: Producer = make_producer(
+        settings, **{"linger.ms": 1, "message.timeout.ms": timeout_ms}
+    )
     return producer
 
 
@@ -134,8 +143,11 @@ def _lifespan(services: ApiServices) -> Callable[[FastAPI], AbstractAsyncContext
             services.sink.start()
         if services.relay is not None:
             services.relay.start()
-        log.info("Transaction API ready: model %s, kafka %s", services.scoring.state,
-                 "enabled" if services.sink else "disabled")  # fmt: skip
+        log.info(
+            "Transaction API ready: model %s, kafka %s",
+            services.scoring.state,
+            "enabled" if services.sink else "disabled",
+        )
         try:
             yield
         finally:

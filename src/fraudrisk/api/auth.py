@@ -81,10 +81,13 @@ class Authenticator:
             ValueError: If JWT is enabled with an algorithm whose key is missing or invalid.
         """
         self._keys = [
-            (bytes.fromhex(entry.key_hash.removeprefix(HASH_PREFIX)), entry.client,
-             frozenset(entry.scopes))
+            (
+                bytes.fromhex(entry.key_hash.removeprefix(HASH_PREFIX)),
+                entry.client,
+                frozenset(entry.scopes),
+            )
             for entry in api.keys
-        ]  # fmt: skip
+        ]
         self._api = api
         self._algorithms = [a for a in api.jwt_algorithms if a.lower() != "none"]
         self._public_key: Any = None
@@ -100,8 +103,10 @@ class Authenticator:
     def _check_jwt_keys(self) -> None:
         symmetric = [a for a in self._algorithms if a.startswith("HS")]
         if symmetric and len(self._secret) < _MIN_HMAC_SECRET:
-            raise ValueError(f"{symmetric} allowed: set FRAUDRISK_API__JWT_SECRET "
-                             f"(at least {_MIN_HMAC_SECRET} bytes)")  # fmt: skip
+            raise ValueError(
+                f"{symmetric} allowed: set FRAUDRISK_API__JWT_SECRET "
+                f"(at least {_MIN_HMAC_SECRET} bytes)"
+            )
         if len(symmetric) < len(self._algorithms):
             if not self._api.jwt_public_key.strip():
                 raise ValueError(
@@ -154,10 +159,14 @@ class Authenticator:
         key = self._secret if str(alg).startswith("HS") else self._public_key
         try:
             claims = jwt.decode(
-                token, key, algorithms=[str(alg)], audience=self._api.jwt_audience,
-                issuer=self._api.jwt_issuer, leeway=self._api.jwt_leeway_s,
+                token,
+                key,
+                algorithms=[str(alg)],
+                audience=self._api.jwt_audience,
+                issuer=self._api.jwt_issuer,
+                leeway=self._api.jwt_leeway_s,
                 options={"require": ["exp", "iss", "aud", "sub"]},
-            )  # fmt: skip
+            )
         except jwt.InvalidTokenError as error:
             raise AuthError(f"invalid bearer token: {_why(error)}", bearer) from None
         return Principal(f"jwt:{str(claims['sub'])[:128]}", _scopes(claims), "jwt")

@@ -57,8 +57,7 @@ def invalid(errors: Sequence[FieldError]) -> ApiError:
 def problem(error: ApiError, request: Request) -> JSONResponse:
     """The response of an error; records the rejection reason for the metrics."""
     request.state.reject_reason = error.reason
-    body = Problem(status=error.status, title=error.title, detail=error.detail,
-                   errors=error.errors)  # fmt: skip
+    body = Problem(status=error.status, title=error.title, detail=error.detail, errors=error.errors)
     return JSONResponse(body.model_dump(), status_code=error.status, headers=error.headers)
 
 
@@ -113,8 +112,9 @@ async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
 async def _on_auth(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AuthError)
     headers = {"WWW-Authenticate": exc.challenge}
-    return problem(ApiError(401, "Unauthorized", exc.reason, "unauthenticated", headers=headers),
-                   request)  # fmt: skip
+    return problem(
+        ApiError(401, "Unauthorized", exc.reason, "unauthenticated", headers=headers), request
+    )
 
 
 async def _on_scope(request: Request, exc: Exception) -> JSONResponse:

@@ -15,8 +15,8 @@ from fastapi import HTTPException
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fraudrisk.api.metrics import UNMATCHED, ApiMetrics
 from fraudrisk.api.models import Problem
+from fraudrisk.api.prometheus import UNMATCHED, ApiMetrics
 
 access_log = logging.getLogger("fraudrisk.api.access")
 ANONYMOUS = "anonymous"
@@ -93,5 +93,4 @@ class EdgeMiddleware:
             self.metrics.rejected.labels(route, reason).inc()
             if reason == "rate_limited":
                 self.metrics.rate_limited.labels(client).inc()
-        access_log.info("%s %s %d client=%s %.1fms", method, route, status, client,
-                        seconds * 1000)  # fmt: skip
+        access_log.info("%s %s %d client=%s %.1fms", method, route, status, client, seconds * 1000)

@@ -22,13 +22,13 @@ from pydantic.json_schema import SkipJsonSchema
 from fraudrisk.api.tokens import normalise_pan
 from fraudrisk.data.parsing import CLEAR_PAN, MIN_TX_DATETIME
 from fraudrisk.schemas import CHANNELS, CLEAR_CARD_NUMBER_FIELDS, Transaction
+from fraudrisk.vocab import Decision
 
 #: How far in the future a transaction time may be (clock skew), as in batch ingestion.
 MAX_FUTURE = dt.timedelta(days=1)
 #: The field a card number is held in, whatever name the client used.
 PAN_FIELD = "card_number"
 Mode = Literal["sync", "async"]
-Decision = Literal["approve", "review", "decline"]
 
 _EXAMPLE: JsonDict = {
     "transaction_id": 1754155,
@@ -60,11 +60,11 @@ class TransactionIn(Transaction):
     tx_time_days: SkipJsonSchema[None] = Field(None, exclude=True)
     card_number: SecretStr | None = Field(
         None,
-        description="Clear card number (also accepted as " + ", ".join(
-            sorted(CLEAR_CARD_NUMBER_FIELDS - {PAN_FIELD})
-        ) + "): replaced by card_token at the edge, never stored, logged or echoed.",
+        description="Clear card number (also accepted as "
+        + ", ".join(sorted(CLEAR_CARD_NUMBER_FIELDS - {PAN_FIELD}))
+        + "): replaced by card_token at the edge, never stored, logged or echoed.",
         json_schema_extra={"writeOnly": True},
-    )  # fmt: skip
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -54,10 +54,15 @@ class KafkaRelay:
     def _run(self) -> None:
         from fraudrisk.io.kafka import make_consumer
 
-        consumer = make_consumer(self.settings, self.group_id, **{
-            "isolation.level": "read_committed", "auto.offset.reset": "latest",
-            "enable.partition.eof": False,
-        })  # fmt: skip
+        consumer = make_consumer(
+            self.settings,
+            self.group_id,
+            **{
+                "isolation.level": "read_committed",
+                "auto.offset.reset": "latest",
+                "enable.partition.eof": False,
+            },
+        )
         consumer.subscribe(list(self._types), on_assign=self._on_assign)
         try:
             while not self._stop.is_set():

@@ -27,14 +27,18 @@ from fraudrisk.api.services import ApiServices
 
 router = APIRouter()
 _api_key = APIKeyHeader(
-    name=API_KEY_HEADER, auto_error=False, scheme_name="ApiKey",
+    name=API_KEY_HEADER,
+    auto_error=False,
+    scheme_name="ApiKey",
     description="An API key from `fraudrisk api keys create` (its hash is in the settings).",
-)  # fmt: skip
+)
 _bearer = HTTPBearer(
-    auto_error=False, scheme_name="Bearer", bearerFormat="JWT",
+    auto_error=False,
+    scheme_name="Bearer",
+    bearerFormat="JWT",
     description="A JWT from the configured issuer: aud, iss, exp and sub required; the scope "
     "claim must hold transactions:write (or scores:read for the stream).",
-)  # fmt: skip
+)
 _MODE_HELP = "sync = score now (200 with the decision); async = produce to Kafka (202). "
 _MODE_HELP += "Default: FRAUDRISK_API__DEFAULT_MODE."
 
@@ -67,9 +71,13 @@ def _responses(sync: type, accepted: type) -> dict[int | str, dict[str, Any]]:
     }
 
 
-@router.post("/v1/transactions", tags=["transactions"], response_model=None,
-             responses=_responses(ScoreResult, Accepted),
-             summary="Submit one transaction")  # fmt: skip
+@router.post(
+    "/v1/transactions",
+    tags=["transactions"],
+    response_model=None,
+    responses=_responses(ScoreResult, Accepted),
+    summary="Submit one transaction",
+)
 async def submit(
     body: TransactionIn, request: Request, principal: Writer, mode: ModeQuery = None
 ) -> JSONResponse:
@@ -83,9 +91,13 @@ async def submit(
     return JSONResponse(Accepted(transaction_id=ids[0]).model_dump(), status_code=202)
 
 
-@router.post("/v1/transactions:batch", tags=["transactions"], response_model=None,
-             responses=_responses(BatchScoreResult, BatchAccepted),
-             summary="Submit a batch of transactions")  # fmt: skip
+@router.post(
+    "/v1/transactions:batch",
+    tags=["transactions"],
+    response_model=None,
+    responses=_responses(BatchScoreResult, BatchAccepted),
+    summary="Submit a batch of transactions",
+)
 async def submit_batch(
     body: TransactionBatchIn, request: Request, principal: Writer, mode: ModeQuery = None
 ) -> JSONResponse:
@@ -105,19 +117,34 @@ async def healthz() -> Health:
     return Health()
 
 
-@router.get("/readyz", tags=["operations"], summary="Readiness", response_model=None,
-            responses={200: {"model": Readiness, "description": "Ready."},
-                       503: {"model": Readiness, "description": "Not ready."}})  # fmt: skip
+@router.get(
+    "/readyz",
+    tags=["operations"],
+    summary="Readiness",
+    response_model=None,
+    responses={
+        200: {"model": Readiness, "description": "Ready."},
+        503: {"model": Readiness, "description": "Not ready."},
+    },
+)
 async def readyz(request: Request) -> JSONResponse:
     """Ready when a model or the flagged fallback rules score (and Kafka answers, if async)."""
     state = await run_in_threadpool(services_of(request).readiness)  # Kafka check may block
     return JSONResponse(state.model_dump(), status_code=200 if state.ready else 503)
 
 
-@router.get("/metrics", tags=["operations"], summary="Prometheus metrics",
-            response_class=Response,
-            responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}},
-                             "description": "Prometheus text format."}})  # fmt: skip
+@router.get(
+    "/metrics",
+    tags=["operations"],
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text format.",
+        }
+    },
+)
 async def metrics(request: Request) -> Response:
     """Requests, latency, rejections, WebSocket subscribers and the scorer's metrics."""
     registry = services_of(request).metrics.registry

@@ -10,19 +10,19 @@ from typing import Any
 
 from fastapi import Request
 
-from fraudrisk.alerts.store import ALERT_DECISIONS
+from fraudrisk.api.async_mode import DeliveryError, TransactionSink
 from fraudrisk.api.auth import Authenticator, Principal
 from fraudrisk.api.errors import ApiError, invalid
-from fraudrisk.api.metrics import ApiMetrics
 from fraudrisk.api.models import PAN_FIELD, FieldError, Mode, Readiness, TransactionIn
+from fraudrisk.api.prometheus import ApiMetrics
 from fraudrisk.api.ratelimit import TokenBucketLimiter, retry_after
 from fraudrisk.api.relay import KafkaRelay
-from fraudrisk.api.scoring import ScoringService, result_of
-from fraudrisk.api.sink import DeliveryError, TransactionSink
-from fraudrisk.api.stream import StreamHub, score_events
+from fraudrisk.api.subscriptions import StreamHub, score_events
+from fraudrisk.api.sync_mode import ScoringService, result_of
 from fraudrisk.api.tokens import PanTokenizer
 from fraudrisk.config import Settings
 from fraudrisk.schemas import Transaction
+from fraudrisk.vocab import ALERT_DECISIONS
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,13 @@ class ApiServices:
         wait = self.limiter.take(client)
         if wait > 0:
             seconds = retry_after(wait)
-            raise ApiError(429, "Too Many Requests",
-                           f"rate limit of {self.limiter.rate:g}/s exceeded; retry in {seconds} s",
-                           "rate_limited", headers={"Retry-After": str(seconds)})  # fmt: skip
+            raise ApiError(
+                429,
+                "Too Many Requests",
+                f"rate limit of {self.limiter.rate:g}/s exceeded; retry in {seconds} s",
+                "rate_limited",
+                headers={"Retry-After": str(seconds)},
+            )
 
     # ----------------------------------------------------------------------------- edge checks
     def prepare(self, items: Sequence[TransactionIn], prefix: str = "") -> list[Transaction]:
@@ -73,8 +77,12 @@ class ApiServices:
         transaction ids and whether card numbers can be tokenised (422).
         """
         if len(items) > self.settings.api.max_batch:
-            raise ApiError(413, "Content Too Large", f"{len(items)} transactions, at most "
-                           f"{self.settings.api.max_batch} per request", "too_large")  # fmt: skip
+            raise ApiError(
+                413,
+                "Content Too Large",
+                f"{len(items)} transactions, at most {self.settings.api.max_batch} per request",
+                "too_large",
+            )
         epoch = dt.datetime.fromisoformat(self.settings.lake.epoch)
         errors: list[FieldError] = []
         first: dict[int, int] = {}
@@ -86,16 +94,18 @@ class ApiServices:
                 errors.append(FieldError(field=f"{where}tx_datetime", message=message))
             seen = first.setdefault(item.transaction_id, row)
             if seen != row:
-                errors.append(FieldError(field=f"{where}transaction_id",
-                                         message=f"repeats {prefix}[{seen}]"))  # fmt: skip
+                errors.append(
+                    FieldError(field=f"{where}transaction_id", message=f"repeats {prefix}[{seen}]")
+                )
             out.append(self._tokenised(item, f"{where}{PAN_FIELD}", errors))
         if errors:
             raise invalid(errors[:20])
         return out
 
     def _tokenised(self, item: TransactionIn, field: str, errors: list[FieldError]) -> Transaction:
-        fields: dict[str, Any] = item.model_dump(exclude={PAN_FIELD, "tx_time_seconds",
-                                                          "tx_time_days"})  # fmt: skip
+        fields: dict[str, Any] = item.model_dump(
+            exclude={PAN_FIELD, "tx_time_seconds", "tx_time_days"}
+        )
         if item.card_number is not None:
             if self.tokenizer is None:
                 message = "card numbers are not accepted (no token key configured): send card_token"
@@ -126,8 +136,13 @@ class ApiServices:
         try:
             rows = await self.scoring.score(transactions)
         except RuntimeError:
-            raise ApiError(503, "Service Unavailable", "no scorer is loaded yet; retry",
-                           "unavailable", headers={"Retry-After": "5"}) from None  # fmt: skip
+            raise ApiError(
+                503,
+                "Service Unavailable",
+                "no scorer is loaded yet; retry",
+                "unavailable",
+                headers={"Retry-After": "5"},
+            ) from None
         for event in score_events(rows, ALERT_DECISIONS):
             self.hub.publish(event)
         self.metrics.transactions.labels("sync").inc(len(rows))
@@ -143,8 +158,9 @@ class ApiServices:
         try:
             await self.sink.send(transactions)
         except DeliveryError as error:
-            raise ApiError(503, "Service Unavailable", str(error), "unavailable",
-                           headers={"Retry-After": "1"}) from None  # fmt: skip
+            raise ApiError(
+                503, "Service Unavailable", str(error), "unavailable", headers={"Retry-After": "1"}
+            ) from None
         self.metrics.transactions.labels("async").inc(len(transactions))
         return [t.transaction_id for t in transactions]
 
@@ -158,6 +174,11 @@ class ApiServices:
         relay = "disabled" if self.relay is None else self.relay.state
         needs_kafka = self.settings.api.default_mode == "async"
         ready = model != "not_loaded" and (kafka == "ok" or not needs_kafka)
-        return Readiness(ready=ready, model=model, model_versions=self.scoring.versions(),
-                         kafka=kafka, stream_relay=relay,
-                         card_tokens=self.tokenizer is not None)  # fmt: skip
+        return Readiness(
+            ready=ready,
+            model=model,
+            model_versions=self.scoring.versions(),
+            kafka=kafka,
+            stream_relay=relay,
+            card_tokens=self.tokenizer is not None,
+        )

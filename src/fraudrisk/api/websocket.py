@@ -1,4 +1,4 @@
-"""The ``WS /v1/stream`` endpoint (protocol in :mod:`fraudrisk.api.stream`)."""
+"""The ``WS /v1/stream`` endpoint (protocol in :mod:`fraudrisk.api.subscriptions`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fastapi import WebSocket, WebSocketDisconnect
 from fraudrisk.api.auth import SCOPE_STREAM, AuthError, Principal, ScopeError
 from fraudrisk.api.errors import ApiError
 from fraudrisk.api.services import ApiServices
-from fraudrisk.api.stream import (
+from fraudrisk.api.subscriptions import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
     CLOSE_RATE_LIMITED,
@@ -35,8 +35,9 @@ async def stream_endpoint(websocket: WebSocket, events: str = ",".join(EVENT_TYP
         return
     subscriber = services.hub.subscribe(principal.client, kinds)
     try:
-        await websocket.send_json({"type": "subscribed", "client": principal.client,
-                                   "events": sorted(kinds)})  # fmt: skip
+        await websocket.send_json(
+            {"type": "subscribed", "client": principal.client, "events": sorted(kinds)}
+        )
         await _pump(websocket, subscriber)
     finally:
         services.hub.unsubscribe(subscriber)
@@ -74,16 +75,21 @@ async def _message_credentials(
     websocket: WebSocket, services: ApiServices
 ) -> tuple[str | None, str | None]:
     try:
-        first: Any = await asyncio.wait_for(websocket.receive_json(),
-                                            services.settings.api.ws_auth_timeout_s)  # fmt: skip
+        first: Any = await asyncio.wait_for(
+            websocket.receive_json(), services.settings.api.ws_auth_timeout_s
+        )
     except (TimeoutError, ValueError, KeyError):
-        raise AuthError("no credentials: send {\"type\": \"auth\", \"api_key\"|\"token\": ...} "
-                        "first, or X-API-Key / Authorization headers") from None  # fmt: skip
+        raise AuthError(
+            'no credentials: send {"type": "auth", "api_key"|"token": ...} '
+            "first, or X-API-Key / Authorization headers"
+        ) from None
     if not isinstance(first, dict) or first.get("type") != "auth":
         raise AuthError('the first message must be {"type": "auth", ...}')
     api_key, token = first.get("api_key"), first.get("token")
-    return (api_key if isinstance(api_key, str) else None,
-            token if isinstance(token, str) else None)  # fmt: skip
+    return (
+        api_key if isinstance(api_key, str) else None,
+        token if isinstance(token, str) else None,
+    )
 
 
 async def _pump(websocket: WebSocket, subscriber: Subscriber) -> None:

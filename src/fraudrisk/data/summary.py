@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from rich.table import Table
 
+from fraudrisk.console import console, err_console
 from fraudrisk.io.lake import Lake
 
 _SUMMARY_COLUMNS = [
@@ -152,3 +154,30 @@ def plot_daily(report: LakeReport, path: Path) -> Path:
     fig.savefig(path, dpi=110, format="png")
     plt.close(fig)
     return path
+
+
+def print_report(report: LakeReport) -> None:
+    """Print a lake report: totals, frauds per scenario, daily volume, problems."""
+    if report.daily.empty:
+        console.print("[yellow]the lake is empty[/yellow]")
+        return
+    daily = report.daily
+    table = Table(title="Lake summary", show_header=False)
+    table.add_row("transactions", f"{report.rows:,}")
+    table.add_row("frauds", f"{report.frauds:,} ({report.frauds / report.rows:.3%})")
+    for scenario, count in report.frauds_by_scenario().items():
+        table.add_row(f"  scenario {scenario}", f"{count:,}")
+    table.add_row("days", f"{len(daily)} ({daily['day'].min()} → {daily['day'].max()})")
+    volume = daily["transactions"]
+    table.add_row(
+        "tx per day", f"min {volume.min():,} / mean {volume.mean():,.0f} / max {volume.max():,}"
+    )
+    table.add_row(
+        "frauds per day", f"mean {daily['frauds'].mean():.1f} / max {daily['frauds'].max():,}"
+    )
+    table.add_row("amount", f"{daily['amount'].sum():,.2f}")
+    console.print(table)
+    for problem in report.problems:
+        err_console.print(f"[red]check failed:[/red] {problem}")
+    if report.ok:
+        console.print("[green]all lake checks passed[/green]")

@@ -55,18 +55,30 @@ def build_repo_objects(table_uri: str) -> list[object]:
     customer_push, terminal_push = _push_sources(customer_state_file, terminal_state_file)
     views = _views(customer, terminal, transaction, table, customer_push, terminal_push)
     return [
-        customer, terminal, transaction,
-        table, customer_state_file, terminal_state_file, customer_push, terminal_push,
-        *views, *_services(views[0], views[3], views[4]),
-    ]  # fmt: skip
+        customer,
+        terminal,
+        transaction,
+        table,
+        customer_state_file,
+        terminal_state_file,
+        customer_push,
+        terminal_push,
+        *views,
+        *_services(views[0], views[3], views[4]),
+    ]
 
 
 def _entities() -> tuple[Entity, Entity, Entity]:
     from feast import Entity, ValueType
 
     def entity(name: str, what: str) -> Entity:
-        return Entity(name=name, join_keys=[f"{name}_id"], value_type=ValueType.INT64,
-                      description=what, tags=_TAGS)  # fmt: skip
+        return Entity(
+            name=name,
+            join_keys=[f"{name}_id"],
+            value_type=ValueType.INT64,
+            description=what,
+            tags=_TAGS,
+        )
 
     return (
         entity("customer", "A card holder."),
@@ -80,30 +92,56 @@ def _file_sources(table_uri: str) -> tuple[FileSource, FileSource, FileSource]:
     from feast.data_format import ParquetFormat
 
     def source(name: str, path: str, timestamp: str, what: str) -> FileSource:
-        return FileSource(name=name, path=path, timestamp_field=timestamp,
-                          file_format=ParquetFormat(), description=what, tags=_TAGS)  # fmt: skip
+        return FileSource(
+            name=name,
+            path=path,
+            timestamp_field=timestamp,
+            file_format=ParquetFormat(),
+            description=what,
+            tags=_TAGS,
+        )
 
     root = table_uri.rstrip("/")
     return (
         # A glob, not the directory: Dask would also read the _entity_state/ files under it.
-        source("feature_table", f"{root}/{PARTITION_GLOB}", TIMESTAMP,
-               "Batch feature table: one row per transaction, dt= day partitions."),
-        source("customer_state_batch", state_path(root, "customer"), STATE_TIMESTAMP,
-               "Customer entity state written by the batch job."),
-        source("terminal_state_batch", state_path(root, "terminal"), STATE_TIMESTAMP,
-               "Terminal entity state written by the batch job."),
-    )  # fmt: skip
+        source(
+            "feature_table",
+            f"{root}/{PARTITION_GLOB}",
+            TIMESTAMP,
+            "Batch feature table: one row per transaction, dt= day partitions.",
+        ),
+        source(
+            "customer_state_batch",
+            state_path(root, "customer"),
+            STATE_TIMESTAMP,
+            "Customer entity state written by the batch job.",
+        ),
+        source(
+            "terminal_state_batch",
+            state_path(root, "terminal"),
+            STATE_TIMESTAMP,
+            "Terminal entity state written by the batch job.",
+        ),
+    )
 
 
 def _push_sources(customer: FileSource, terminal: FileSource) -> tuple[PushSource, PushSource]:
     from feast import PushSource
 
     return (
-        PushSource(name=PUSH_SOURCES["customer"], batch_source=customer,
-                   description="Customer state pushed by the stream job.", tags=_TAGS),
-        PushSource(name=PUSH_SOURCES["terminal"], batch_source=terminal,
-                   description="Terminal state pushed by the stream job.", tags=_TAGS),
-    )  # fmt: skip
+        PushSource(
+            name=PUSH_SOURCES["customer"],
+            batch_source=customer,
+            description="Customer state pushed by the stream job.",
+            tags=_TAGS,
+        ),
+        PushSource(
+            name=PUSH_SOURCES["terminal"],
+            batch_source=terminal,
+            description="Terminal state pushed by the stream job.",
+            tags=_TAGS,
+        ),
+    )
 
 
 def _views(
@@ -116,27 +154,66 @@ def _views(
 ) -> list[FeatureView]:
     from feast import FeatureView
 
-    def view(name: str, entity: Entity, source: object, schema: list[Field], what: str,
-             online: bool = True) -> FeatureView:  # fmt: skip
-        return FeatureView(name=name, entities=[entity], source=source,  # type: ignore[arg-type]
-                           schema=schema, ttl=HISTORY_TTL, online=online, description=what,
-                           tags=_TAGS)  # fmt: skip
+    def view(
+        name: str,
+        entity: Entity,
+        source: object,
+        schema: list[Field],
+        what: str,
+        online: bool = True,
+    ) -> FeatureView:
+        return FeatureView(
+            name=name,
+            entities=[entity],
+            source=source,  # type: ignore[arg-type]
+            schema=schema,
+            ttl=HISTORY_TTL,
+            online=online,
+            description=what,
+            tags=_TAGS,
+        )
 
     by_group = {g: [f for f in ALL_FEATURES if f.group == g] for g in ("customer", "terminal")}
     amount = [f for f in ALL_FEATURES if f.name == "tx_amount"]
     return [
         # Offline only: one online row per transaction would grow the online store forever.
-        view("transaction_features", transaction, table, _fields(ALL_FEATURES),
-             "Every model input of a transaction, point-in-time by transaction.", online=False),
-        view("customer_features", customer, table, _fields(amount + by_group["customer"]),
-             "The customer's features (and amount) of its latest transaction."),
-        view("terminal_features", terminal, table, _fields(by_group["terminal"]),
-             "The terminal's features of its latest transaction."),
-        view("customer_state", customer, customer_push, _state_fields(CUSTOMER_STATE_COLUMNS),
-             "Customer events in the 30-day horizon, to recompute features online."),
-        view("terminal_state", terminal, terminal_push, _state_fields(TERMINAL_STATE_COLUMNS),
-             "Terminal events in the 37-day horizon, to recompute features online."),
-    ]  # fmt: skip
+        view(
+            "transaction_features",
+            transaction,
+            table,
+            _fields(ALL_FEATURES),
+            "Every model input of a transaction, point-in-time by transaction.",
+            online=False,
+        ),
+        view(
+            "customer_features",
+            customer,
+            table,
+            _fields(amount + by_group["customer"]),
+            "The customer's features (and amount) of its latest transaction.",
+        ),
+        view(
+            "terminal_features",
+            terminal,
+            table,
+            _fields(by_group["terminal"]),
+            "The terminal's features of its latest transaction.",
+        ),
+        view(
+            "customer_state",
+            customer,
+            customer_push,
+            _state_fields(CUSTOMER_STATE_COLUMNS),
+            "Customer events in the 30-day horizon, to recompute features online.",
+        ),
+        view(
+            "terminal_state",
+            terminal,
+            terminal_push,
+            _state_fields(TERMINAL_STATE_COLUMNS),
+            "Terminal events in the 37-day horizon, to recompute features online.",
+        ),
+    ]
 
 
 def _fields(features: tuple[Feature, ...] | list[Feature]) -> list[Field]:
@@ -170,12 +247,16 @@ def _services(
 
     return [
         FeatureService(
-            name=SCORING_SERVICE, features=[transaction_view], tags=_TAGS,
+            name=SCORING_SERVICE,
+            features=[transaction_view],
+            tags=_TAGS,
             description=f"Model inputs, feature set {FEATURE_SET_VERSION}: the contract a "
-                        "model records (service name + version).",
+            "model records (service name + version).",
         ),
         FeatureService(
-            name=STATE_SERVICE, features=[customer_state, terminal_state], tags=_TAGS,
+            name=STATE_SERVICE,
+            features=[customer_state, terminal_state],
+            tags=_TAGS,
             description=f"Entity state for online scoring, feature set {FEATURE_SET_VERSION}.",
         ),
-    ]  # fmt: skip
+    ]

@@ -34,12 +34,15 @@ REDIS_ENV = "FRAUDRISK_FEAST__REDIS_CONNECTION_STRING"
 Entity = Literal["customer", "terminal"]
 #: Feature references read online per entity (view:feature), in the views' declared order.
 ONLINE_REFS: dict[Entity, list[str]] = {
-    "customer": [f"customer_features:{f.name}" for f in ALL_FEATURES
-                 if f.name == "tx_amount" or f.group == "customer"]
-                + [f"customer_state:{c}" for c in CUSTOMER_STATE_COLUMNS],
+    "customer": [
+        f"customer_features:{f.name}"
+        for f in ALL_FEATURES
+        if f.name == "tx_amount" or f.group == "customer"
+    ]
+    + [f"customer_state:{c}" for c in CUSTOMER_STATE_COLUMNS],
     "terminal": [f"terminal_features:{f.name}" for f in ALL_FEATURES if f.group == "terminal"]
-                + [f"terminal_state:{c}" for c in TERMINAL_STATE_COLUMNS],
-}  # fmt: skip
+    + [f"terminal_state:{c}" for c in TERMINAL_STATE_COLUMNS],
+}
 
 
 def _config_dict(repo: Path, settings: Settings, *, for_yaml: bool) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """Java jars resolved from Maven Central by ``mvn``: the Kafka broker and Spark's Kafka connector.
 
-Each jar set is a jars-only pom under ``<repo>/java/<name>/pom.xml``. :func:`resolve_jars` runs
+Each jar set is a jars-only pom, package data of ``fraudrisk.io``
+(``maven-poms/<name>/pom.xml``, so the installed wheel carries it). :func:`resolve_jars` runs
 ``mvn dependency:copy-dependencies`` once into ``<jars dir>/<name>/`` and writes a stamp file
 holding the pom's hash; later calls return the cached jars without running Maven. The jars dir is
 ``$FRAUDRISK_JARS_DIR`` if set, else ``$FRAUDRISK_HOME/jars`` — tests point it at one shared
@@ -16,6 +17,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Literal, get_args
 
@@ -34,16 +36,15 @@ class JarResolutionError(RuntimeError):
 
 
 def java_dir() -> Path:
-    """The repository's ``java/`` folder holding the jars-only poms.
+    """The folder of the jars-only poms: ``maven-poms/``, package data of ``fraudrisk.io``.
 
     Raises:
-        JarResolutionError: The package is not run from a source checkout (the poms are absent).
+        JarResolutionError: The poms are absent (a broken installation).
     """
-    root = Path(__file__).resolve().parents[3] / "java"
+    root = Path(str(resources.files("fraudrisk.io") / "maven-poms"))
     if not root.is_dir():
         raise JarResolutionError(
-            f"{root} not found: the Maven poms ship with the source checkout; "
-            "install fraudrisk editable from the repository (pip install -e .)"
+            f"{root} not found: reinstall fraudrisk (the poms are package data)"
         )
     return root
 

@@ -17,9 +17,10 @@ import numpy as np
 from mlflow.entities.model_registry import ModelVersion
 
 from fraudrisk.config import Settings
-from fraudrisk.monitoring.errors import MonitoringError
-from fraudrisk.monitoring.feature_rows import default_table_uri, read_feature_days
-from fraudrisk.monitoring.reference import (
+from fraudrisk.errors import MonitoringError
+from fraudrisk.features.table_rows import default_table_uri, read_feature_days
+from fraudrisk.registry.mlflow_io import mlflow_client
+from fraudrisk.registry.references import (
     ARTIFACT_DIR,
     REFERENCE_TAG,
     Reference,
@@ -28,7 +29,6 @@ from fraudrisk.monitoring.reference import (
     resolve_version,
     write_reference,
 )
-from fraudrisk.training.mlflow_io import mlflow_client
 
 
 def ensure_reference(settings: Settings, model_uri: str) -> Reference:
@@ -64,7 +64,7 @@ def build_missing_reference(
         MonitoringError: If the period or the table is not recorded nor given, or the table
             has no rows there.
     """
-    from fraudrisk.inference.model import ModelLoadError, load_model
+    from fraudrisk.scoring.model import ModelLoadError, load_model
 
     version = resolve_version(settings, model_uri)
     recorded = _recorded_training(dict(version.tags))
@@ -99,7 +99,7 @@ def build_missing_reference(
 
 def _recorded_training(tags: dict[str, str]) -> dict[str, Any]:
     """``table_uri``, ``start`` and ``end`` (inclusive) of the recorded training period."""
-    from fraudrisk.training.registry import recorded_training_data
+    from fraudrisk.registry.versions import recorded_training_data
 
     ref = recorded_training_data(tags)
     found: dict[str, Any] = {"table_uri": ref.get("table_uri")}

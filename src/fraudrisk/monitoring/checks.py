@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fraudrisk.config import Settings
-from fraudrisk.monitoring.errors import MonitoringError
-from fraudrisk.monitoring.metrics import MonitoringMetrics, model_name
+from fraudrisk.errors import MonitoringError
+from fraudrisk.monitoring.prometheus import MonitoringMetrics, model_name
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult, Source
 
 #: ``drift_report(settings, model_uri, source, start, end)``.
@@ -59,7 +59,7 @@ def latest_day(settings: Settings, source: Source) -> dt.date:
         MonitoringError: If the source holds no data yet.
     """
     if source == "lake":
-        from fraudrisk.monitoring.feature_rows import default_table_uri, table_days
+        from fraudrisk.features.table_rows import default_table_uri, table_days
 
         days = table_days(default_table_uri(settings), settings)
         if not days:
@@ -128,8 +128,9 @@ def labelled_window(as_of: dt.date, window_days: int, delay_days: int) -> tuple[
     return drift_window(as_of - dt.timedelta(days=delay_days), window_days)
 
 
-def run_drift_check(settings: Settings, options: WatchOptions, checks: Checks,
-                    metrics: MonitoringMetrics) -> DriftResult:  # fmt: skip
+def run_drift_check(
+    settings: Settings, options: WatchOptions, checks: Checks, metrics: MonitoringMetrics
+) -> DriftResult:
     """Check drift on the latest window and export the result."""
     end = options.end or checks.latest_day(settings, options.source)
     start, end = drift_window(end, options.window_days)
@@ -138,8 +139,9 @@ def run_drift_check(settings: Settings, options: WatchOptions, checks: Checks,
     return result
 
 
-def run_performance_check(settings: Settings, options: WatchOptions, checks: Checks,
-                          metrics: MonitoringMetrics) -> PerformanceResult:  # fmt: skip
+def run_performance_check(
+    settings: Settings, options: WatchOptions, checks: Checks, metrics: MonitoringMetrics
+) -> PerformanceResult:
     """Check labelled performance over the latest labelled window and export the result."""
     as_of = options.end or checks.latest_day(settings, options.source)
     delay = settings.monitoring.label_delay_days

@@ -1,7 +1,7 @@
 """Drift reports: a window of transactions against the reference of the model that scores it.
 
 :func:`drift_report` loads the model and its reference (built from the recorded training
-period if the version has none yet), reads the window (:mod:`~fraudrisk.monitoring.windows`),
+period if the version has none yet), reads the window (:mod:`~fraudrisk.monitoring.drift_windows`),
 runs the Evidently report (:mod:`~fraudrisk.monitoring.evidently_drift`), writes it as HTML
 for people and JSON for machines — one pair per model version, source and window, under
 ``settings.monitoring.reports_dir`` (default ``HOME/monitoring/reports``) — and adds the
@@ -20,15 +20,15 @@ from typing import Any
 
 from fraudrisk.config import Settings
 from fraudrisk.console import err_console
-from fraudrisk.inference.model import LoadedModel
+from fraudrisk.errors import MonitoringError
+from fraudrisk.features.table_rows import default_table_uri
 from fraudrisk.monitoring.backfill import ensure_reference
-from fraudrisk.monitoring.errors import MonitoringError
+from fraudrisk.monitoring.drift_windows import Window, read_window
 from fraudrisk.monitoring.evidently_drift import DriftAnalysis, analyse
-from fraudrisk.monitoring.feature_rows import default_table_uri
-from fraudrisk.monitoring.reference import Reference, resolve_version
 from fraudrisk.monitoring.results import DriftResult, Source
-from fraudrisk.monitoring.windows import Window, read_window
 from fraudrisk.monitoring.workspace import add_snapshot, workspace_location
+from fraudrisk.registry.references import Reference, resolve_version
+from fraudrisk.scoring.model import LoadedModel
 
 SOURCES: tuple[Source, ...] = ("lake", "scores")
 
@@ -89,7 +89,7 @@ def drift_report(
 
 def _model_and_reference(settings: Settings, model_uri: str) -> tuple[LoadedModel, Reference]:
     """The model and its reference, both of the version the URI names now (aliases move)."""
-    from fraudrisk.inference.model import ModelLoadError, load_model
+    from fraudrisk.scoring.model import ModelLoadError, load_model
 
     version = resolve_version(settings, model_uri)
     pinned = f"models:/{version.name}/{version.version}"

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from fraudrisk.config import MonitoringSettings
-from fraudrisk.monitoring.reference import SCORE_COLUMN
+from fraudrisk.registry.references import SCORE_COLUMN
 
 #: The flag features: 0/1 categories, compared as categories (new values are new categories).
 CATEGORICAL_FEATURES = frozenset(

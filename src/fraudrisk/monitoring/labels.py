@@ -190,8 +190,11 @@ def latest_labels(messages: Iterable[LabelMessage], given_before: dt.datetime) -
     Returns:
         :data:`LABEL_FRAME_COLUMNS`, one row per transaction, sorted by id.
     """
-    rows = [(m.transaction_id, m.tx_fraud, m.labelled_at) for m in messages
-            if m.labelled_at is not None and m.labelled_at < given_before]  # fmt: skip
+    rows = [
+        (m.transaction_id, m.tx_fraud, m.labelled_at)
+        for m in messages
+        if m.labelled_at is not None and m.labelled_at < given_before
+    ]
     if not rows:
         return _empty()
     frame = pd.DataFrame(rows, columns=list(LABEL_FRAME_COLUMNS))

@@ -123,8 +123,9 @@ class TriggerLedger:
             _serialise_sqlite_writers(self.engine)
         METADATA.create_all(self.engine)
 
-    def record(self, cause: Cause, result: CheckResult, report: str, cooldown_hours: float
-               ) -> Decision:  # fmt: skip
+    def record(
+        self, cause: Cause, result: CheckResult, report: str, cooldown_hours: float
+    ) -> Decision:
         """Write the decision about ``result``: no trigger, or a claim granted or suppressed.
 
         The claim and the decision are one transaction: of two writers, exactly one is granted.
@@ -133,9 +134,15 @@ class TriggerLedger:
             The decision: ``no_trigger``, ``suppressed`` or ``launching`` (the claim is ours).
         """
         now = self.clock().astimezone(dt.UTC).replace(tzinfo=None)  # naive UTC in the database
-        row = {"model_name": cause.model_name, "kind": cause.kind, "decided_at": now,
-               "model_uri": result.model_uri, "report": report, "detail": "",
-               "evidence": json.dumps(evidence_of(result))}  # fmt: skip
+        row = {
+            "model_name": cause.model_name,
+            "kind": cause.kind,
+            "decided_at": now,
+            "model_uri": result.model_uri,
+            "report": report,
+            "detail": "",
+            "evidence": json.dumps(evidence_of(result)),
+        }
         with self.engine.begin() as connection:
             if not result.triggered:
                 row["outcome"] = NO_TRIGGER
@@ -149,16 +156,23 @@ class TriggerLedger:
                 connection.execute(_claim_of(cause).values(decision_id=decision_id))
         return self.get(decision_id)
 
-    def _claim(self, connection: sa.Connection, cause: Cause, now: dt.datetime,
-               cutoff: dt.datetime) -> bool:  # fmt: skip
+    def _claim(
+        self, connection: sa.Connection, cause: Cause, now: dt.datetime, cutoff: dt.datetime
+    ) -> bool:
         """Take the cause's claim: a new row, or one whose last firing expired or failed."""
-        values = {"model_name": cause.model_name, "kind": cause.kind, "state": LAUNCHING,
-                  "claimed_at": now, "decision_id": None}  # fmt: skip
+        values = {
+            "model_name": cause.model_name,
+            "kind": cause.kind,
+            "state": LAUNCHING,
+            "claimed_at": now,
+            "decision_id": None,
+        }
         inserted = connection.execute(
-            _insert(self.engine.dialect.name, CLAIMS).values(**values)
+            _insert(self.engine.dialect.name, CLAIMS)
+            .values(**values)
             .on_conflict_do_nothing(index_elements=["model_name", "kind"])
             .returning(CLAIMS.c.kind)
-        )  # fmt: skip
+        )
         if inserted.first() is not None:  # RETURNING, not rowcount: psycopg says -1 here
             return True
         retaken = connection.execute(
@@ -178,23 +192,33 @@ class TriggerLedger:
         ).one()
         return f"cool-down: decision {held.decision_id} ({held.state}) at {held.claimed_at:%F %T}"
 
-    def finish(self, decision: Decision, outcome: str, launched: LaunchResult | None = None,
-               detail: str = "") -> Decision:  # fmt: skip
+    def finish(
+        self,
+        decision: Decision,
+        outcome: str,
+        launched: LaunchResult | None = None,
+        detail: str = "",
+    ) -> Decision:
         """Record how a granted launch ended; a failure releases the cause's claim."""
         values: dict[str, Any] = {"outcome": outcome, "detail": detail}
         if launched is not None:
             # kfp.local has no run id: its log (or outputs folder) identifies the run
             local = launched.task_log or launched.outputs
             run_id = launched.run_id or (f"local:{local}" if local else None)
-            values |= {"run_id": run_id, "run_state": launched.state,
-                       "registered_version": launched.version}  # fmt: skip
+            values |= {
+                "run_id": run_id,
+                "run_state": launched.state,
+                "registered_version": launched.version,
+            }
         with self.engine.begin() as connection:
-            connection.execute(sa.update(DECISIONS).where(DECISIONS.c.id == decision.id)
-                               .values(**values))  # fmt: skip
             connection.execute(
-                _claim_of(decision.cause).where(CLAIMS.c.decision_id == decision.id)
+                sa.update(DECISIONS).where(DECISIONS.c.id == decision.id).values(**values)
+            )
+            connection.execute(
+                _claim_of(decision.cause)
+                .where(CLAIMS.c.decision_id == decision.id)
                 .values(state=outcome)
-            )  # fmt: skip
+            )
         return self.get(decision.id)
 
     def get(self, decision_id: int) -> Decision:
@@ -207,8 +231,9 @@ class TriggerLedger:
         """The decisions, oldest first, optionally of one cause and one outcome."""
         query = sa.select(DECISIONS).order_by(DECISIONS.c.id)
         if cause is not None:
-            query = query.where(DECISIONS.c.model_name == cause.model_name,
-                                DECISIONS.c.kind == cause.kind)  # fmt: skip
+            query = query.where(
+                DECISIONS.c.model_name == cause.model_name, DECISIONS.c.kind == cause.kind
+            )
         if outcome is not None:
             query = query.where(DECISIONS.c.outcome == outcome)
         with self.engine.connect() as connection:
@@ -220,17 +245,25 @@ class TriggerLedger:
 
 
 def _claim_of(cause: Cause) -> sa.Update:
-    return sa.update(CLAIMS).where(CLAIMS.c.model_name == cause.model_name,
-                                   CLAIMS.c.kind == cause.kind)  # fmt: skip
+    return sa.update(CLAIMS).where(
+        CLAIMS.c.model_name == cause.model_name, CLAIMS.c.kind == cause.kind
+    )
 
 
 def _decision(row: sa.Row[Any]) -> Decision:
     return Decision(
-        id=int(row.id), cause=Cause(row.model_name, row.kind), outcome=row.outcome,
-        decided_at=row.decided_at.replace(tzinfo=dt.UTC), model_uri=row.model_uri,
-        report=row.report, evidence=json.loads(row.evidence), run_id=row.run_id,
-        run_state=row.run_state, registered_version=row.registered_version, detail=row.detail,
-    )  # fmt: skip
+        id=int(row.id),
+        cause=Cause(row.model_name, row.kind),
+        outcome=row.outcome,
+        decided_at=row.decided_at.replace(tzinfo=dt.UTC),
+        model_uri=row.model_uri,
+        report=row.report,
+        evidence=json.loads(row.evidence),
+        run_id=row.run_id,
+        run_state=row.run_state,
+        registered_version=row.registered_version,
+        detail=row.detail,
+    )
 
 
 def _serialise_sqlite_writers(engine: sa.Engine) -> None:
@@ -258,11 +291,20 @@ def _insert(dialect: str, table: sa.Table) -> Any:
 
 def evidence_of(result: CheckResult) -> dict[str, Any]:
     """The numbers that made the decision, kept in the ledger beside the report path."""
-    window = {"start": result.start.isoformat(), "end": result.end.isoformat(),
-              "model_version": result.model_version}  # fmt: skip
+    window = {
+        "start": result.start.isoformat(),
+        "end": result.end.isoformat(),
+        "model_version": result.model_version,
+    }
     if isinstance(result, DriftResult):
-        return window | {"drift_share": result.drift_share, "score_drift": result.score_drift,
-                         "drifted_features": result.drifted_features,
-                         "report_json": result.report_json}  # fmt: skip
-    return window | {"average_precision": result.average_precision, "drop": result.drop,
-                     "expected_average_precision": result.expected_average_precision}  # fmt: skip
+        return window | {
+            "drift_share": result.drift_share,
+            "score_drift": result.score_drift,
+            "drifted_features": result.drifted_features,
+            "report_json": result.report_json,
+        }
+    return window | {
+        "average_precision": result.average_precision,
+        "drop": result.drop,
+        "expected_average_precision": result.expected_average_precision,
+    }

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from fraudrisk.config import MODEL_URI, Settings
-from fraudrisk.monitoring.errors import MonitoringError
+from fraudrisk.errors import MonitoringError
 from fraudrisk.monitoring.results import DayPerformance, PerformanceResult, Source
 from fraudrisk.training.metrics import average_precision, card_precision_at_k
+from fraudrisk.vocab import STABLE
 
 if TYPE_CHECKING:
-    from fraudrisk.inference.model import LoadedModel
+    from fraudrisk.scoring.model import LoadedModel
 
 log = logging.getLogger(__name__)
 LabelSource = Literal["lake", "kafka"]
@@ -58,9 +59,12 @@ def day_performance(scored: pd.DataFrame, budget: int) -> list[DayPerformance]:
         group = group.assign(tx_time_days=group["day"].map(dt.date.toordinal))
         cards = card_precision_at_k(group, k=budget, score_col="risk_score")
         for ordinal, precision, compromised, (_, rows) in zip(
-            cards.days, cards.per_day, cards.compromised_cards_per_day,
-            group.groupby("tx_time_days", sort=True), strict=True,
-        ):  # fmt: skip
+            cards.days,
+            cards.per_day,
+            cards.compromised_cards_per_day,
+            group.groupby("tx_time_days", sort=True),
+            strict=True,
+        ):
             frauds = int(rows["tx_fraud"].sum())
             found.append(
                 DayPerformance(
@@ -120,8 +124,13 @@ def labelled_performance(
     through = min(end, as_of - dt.timedelta(days=monitoring.label_delay_days))
     version, run_id, model = _resolve(settings, model_uri, load=source == "lake")
     if through < start:
-        log.warning("no labelled day in %s..%s as of %s (label delay %d days)",
-                    start, end, as_of, monitoring.label_delay_days)  # fmt: skip
+        log.warning(
+            "no labelled day in %s..%s as of %s (label delay %d days)",
+            start,
+            end,
+            as_of,
+            monitoring.label_delay_days,
+        )
         scored = pd.DataFrame(columns=[*SCORED_COLUMNS, "transaction_id"])
     elif model is not None:
         scored = _lake_scores(settings, model, _variant_name(model_uri), start, through, table_uri)
@@ -147,7 +156,7 @@ def labelled_performance(
 
 def _resolve(settings: Settings, uri: str, load: bool) -> tuple[str, str, LoadedModel | None]:
     """The model's version and registration run (and the loaded model when it must score)."""
-    from fraudrisk.inference.model import ModelLoadError, load_model
+    from fraudrisk.scoring.model import ModelLoadError, load_model
 
     match = MODEL_URI.match(uri)
     if load or match is None:
@@ -155,7 +164,7 @@ def _resolve(settings: Settings, uri: str, load: bool) -> tuple[str, str, Loaded
         return model.card.version, model.card.run_id, model if load else None
     from mlflow.exceptions import MlflowException
 
-    from fraudrisk.training.registry import mlflow_client
+    from fraudrisk.registry.mlflow_io import mlflow_client
 
     client = mlflow_client(settings)
     try:
@@ -178,7 +187,7 @@ def expected_average_precision(settings: Settings, run_id: str) -> float | None:
     """The test-fold AP recorded by a version's registration run, or None if not recorded."""
     if not run_id:
         return None
-    from fraudrisk.training.registry import mlflow_client
+    from fraudrisk.registry.mlflow_io import mlflow_client
 
     value = mlflow_client(settings).get_run(run_id).data.metrics.get(TEST_AP_METRIC)
     return float(value) if value is not None else None
@@ -187,8 +196,8 @@ def expected_average_precision(settings: Settings, run_id: str) -> float | None:
 def _window_average_precision(labelled: pd.DataFrame, version: str) -> float | None:
     """The model's AP over the window: its champion rows if served as champion, else all."""
     mine = labelled[labelled["model_version"] == version]
-    if (mine["variant"] == "champion").any():
-        mine = mine[mine["variant"] == "champion"]
+    if (mine["variant"] == STABLE).any():
+        mine = mine[mine["variant"] == STABLE]
     if not len(mine) or not mine["tx_fraud"].any():
         return None
     return average_precision(mine["tx_fraud"], mine["risk_score"])
@@ -200,8 +209,15 @@ def _store_scores(settings: Settings, start: dt.date, through: dt.date) -> pd.Da
 
     from fraudrisk.alerts.store import SCORES, AlertStore
 
-    columns = ("transaction_id", "customer_id", "tx_datetime", "risk_score", "model_version",
-               "variant", "fallback")  # fmt: skip
+    columns = (
+        "transaction_id",
+        "customer_id",
+        "tx_datetime",
+        "risk_score",
+        "model_version",
+        "variant",
+        "fallback",
+    )
     query = sa.select(*(SCORES.c[name] for name in columns)).where(
         SCORES.c.tx_datetime >= dt.datetime.combine(start, dt.time()),
         SCORES.c.tx_datetime < dt.datetime.combine(through + dt.timedelta(days=1), dt.time()),
@@ -235,15 +251,17 @@ def _lake_scores(
     uri = table_uri or str(settings.home / "features")
     table = FeatureTable.open(uri, settings.lake)
     try:
-        dataset = ds.dataset(table.storage.root, filesystem=table.storage.fs, format="parquet",
-                             partitioning="hive")  # fmt: skip
+        dataset = ds.dataset(
+            table.storage.root, filesystem=table.storage.fs, format="parquet", partitioning="hive"
+        )
     except (FileNotFoundError, OSError) as error:
         raise MonitoringError(
             f"no feature table at {uri}: run `fraudrisk features build`"
         ) from error
     first = pa.scalar(dt.datetime.combine(start, dt.time()), pa.timestamp("us"))
-    after = pa.scalar(dt.datetime.combine(through + dt.timedelta(days=1), dt.time()),
-                      pa.timestamp("us"))  # fmt: skip
+    after = pa.scalar(
+        dt.datetime.combine(through + dt.timedelta(days=1), dt.time()), pa.timestamp("us")
+    )
     rows = dataset.to_table(
         columns=["transaction_id", "customer_id", "tx_datetime", *model.feature_names],
         filter=(pc.field("tx_datetime") >= first) & (pc.field("tx_datetime") < after),
@@ -285,7 +303,11 @@ def _join_labels(
     joined = scored.merge(known[["transaction_id", "tx_fraud"]], on="transaction_id", how="left")
     missing = int(joined["tx_fraud"].isna().sum())
     if missing:
-        log.warning("%d of %d scored transactions have no %s label yet: left out",
-                    missing, len(joined), source)  # fmt: skip
+        log.warning(
+            "%d of %d scored transactions have no %s label yet: left out",
+            missing,
+            len(joined),
+            source,
+        )
     labelled = joined.dropna(subset=["tx_fraud"])
     return labelled.assign(tx_fraud=labelled["tx_fraud"].astype("int64"))

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fraudrisk.config import Settings, get_settings
+from fraudrisk.errors import MonitoringError
 from fraudrisk.monitoring.checks import (
     WatchOptions,
     default_checks,
@@ -18,16 +19,21 @@ from fraudrisk.monitoring.checks import (
     run_drift_check,
     run_performance_check,
 )
-from fraudrisk.monitoring.errors import MonitoringError
 from fraudrisk.monitoring.ledger import Decision, TriggerLedger
-from fraudrisk.monitoring.metrics import MonitoringMetrics
+from fraudrisk.monitoring.prometheus import MonitoringMetrics
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
 from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
 
 
-def check_component(check: str, result_path: str, model_uri: str, source: str,
-                    window_days: int, end: str, metrics_dir: str
-                    ) -> DriftResult | PerformanceResult:  # fmt: skip
+def check_component(
+    check: str,
+    result_path: str,
+    model_uri: str,
+    source: str,
+    window_days: int,
+    end: str,
+    metrics_dir: str,
+) -> DriftResult | PerformanceResult:
     """The body of the ``check_<check>`` components: their parameters in, the result out.
 
     Args:
@@ -51,15 +57,18 @@ def check_component(check: str, result_path: str, model_uri: str, source: str,
     return check_step(settings, check, options, Path(result_path), textfile)
 
 
-def check_step(settings: Settings, check: str, options: WatchOptions, result_path: Path,
-               textfile: Path | None) -> DriftResult | PerformanceResult:  # fmt: skip
+def check_step(
+    settings: Settings, check: str, options: WatchOptions, result_path: Path, textfile: Path | None
+) -> DriftResult | PerformanceResult:
     """One check as a pipeline step: run it, write its result (JSON) and metrics (textfile).
 
     Raises:
         MonitoringError: If ``check`` is neither ``drift`` nor ``performance``.
     """
     runs: dict[str, Callable[..., DriftResult | PerformanceResult]] = {
-        "drift": run_drift_check, "performance": run_performance_check}  # fmt: skip
+        "drift": run_drift_check,
+        "performance": run_performance_check,
+    }
     if check not in runs:
         raise MonitoringError(f"unknown check {check!r}: use drift or performance")
     metrics = MonitoringMetrics()
@@ -71,15 +80,22 @@ def check_step(settings: Settings, check: str, options: WatchOptions, result_pat
     return result
 
 
-def trigger_step(settings: Settings, check: str, result_path: Path, textfile: Path | None,
-                 host: str | None = None) -> Decision:  # fmt: skip
+def trigger_step(
+    settings: Settings,
+    check: str,
+    result_path: Path,
+    textfile: Path | None,
+    host: str | None = None,
+) -> Decision:
     """Let the trigger decide about a check step's result (the KFP monitoring pipeline).
 
     Raises:
         MonitoringError: If ``check`` is neither ``drift`` nor ``performance``.
     """
     kinds: dict[str, type[DriftResult | PerformanceResult]] = {
-        "drift": DriftResult, "performance": PerformanceResult}  # fmt: skip
+        "drift": DriftResult,
+        "performance": PerformanceResult,
+    }
     if check not in kinds:
         raise MonitoringError(f"unknown check {check!r}: use drift or performance")
     result = kinds[check].model_validate_json(result_path.read_text())

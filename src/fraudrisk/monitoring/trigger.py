@@ -39,7 +39,7 @@ from fraudrisk.monitoring.ledger import (
 )
 
 if TYPE_CHECKING:
-    from fraudrisk.monitoring.metrics import MonitoringMetrics
+    from fraudrisk.monitoring.prometheus import MonitoringMetrics
     from fraudrisk.training.launch import LaunchResult, PipelineConfig
 
 log = logging.getLogger(__name__)
@@ -68,10 +68,16 @@ class TriggerOptions:
 class RetrainingTrigger:
     """Decide about each check result; fire the training pipeline when the ledger allows."""
 
-    def __init__(self, settings: Settings, ledger: TriggerLedger,
-                 options: TriggerOptions | None = None, *, launcher: Launcher | None = None,
-                 tagger: Tagger | None = None, metrics: MonitoringMetrics | None = None,
-                 ) -> None:  # fmt: skip
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: TriggerLedger,
+        options: TriggerOptions | None = None,
+        *,
+        launcher: Launcher | None = None,
+        tagger: Tagger | None = None,
+        metrics: MonitoringMetrics | None = None,
+    ) -> None:
         """Bind the trigger to a ledger; the launcher and tagger default to the real ones."""
         self.settings, self.ledger = settings, ledger
         self.options = options or TriggerOptions.from_settings(settings)
@@ -104,8 +110,7 @@ class RetrainingTrigger:
         from fraudrisk.training.launch import training_config
 
         try:
-            launched = self.launcher(training_config(self.options.training_config,
-                                                     bootstrap=False))  # fmt: skip
+            launched = self.launcher(training_config(self.options.training_config, bootstrap=False))
         except Exception as error:  # any failure: record it, release the claim, keep watching
             log.exception("retraining %s: launch failed", decision.cause)
             return self.ledger.finish(decision, FAILED, detail=f"{type(error).__name__}: {error}")
@@ -113,8 +118,11 @@ class RetrainingTrigger:
             return self.ledger.finish(decision, FAILED, launched, f"run ended {launched.state}")
         if launched.version is None:
             return self.ledger.finish(decision, FIRED, launched, "gate rejected: no new version")
-        tags = {CAUSE_TAG: decision.cause.kind, REPORT_TAG: decision.report[:5000],
-                DECISION_TAG: str(decision.id)}  # fmt: skip
+        tags = {
+            CAUSE_TAG: decision.cause.kind,
+            REPORT_TAG: decision.report[:5000],
+            DECISION_TAG: str(decision.id),
+        }
         try:
             self.tagger(launched.version, tags)
         except Exception as error:  # the version exists: tagging is evidence, not the outcome
@@ -128,7 +136,7 @@ class RetrainingTrigger:
         return launch_training(config, host=self.options.host, settings=self.settings)
 
     def _tag(self, version: str, tags: dict[str, str]) -> None:
-        from fraudrisk.training.registry import mlflow_client
+        from fraudrisk.registry.mlflow_io import mlflow_client
 
         client = mlflow_client(self.settings)
         for key, value in tags.items():

@@ -18,7 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
+
 from fraudrisk.config import Settings
+from fraudrisk.console import console
 from fraudrisk.monitoring.checks import (
     Checks,
     WatchOptions,
@@ -28,7 +31,7 @@ from fraudrisk.monitoring.checks import (
     run_performance_check,
 )
 from fraudrisk.monitoring.ledger import Decision
-from fraudrisk.monitoring.metrics import MonitoringMetrics, model_name
+from fraudrisk.monitoring.prometheus import MonitoringMetrics, model_name
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
 from fraudrisk.monitoring.trigger import RetrainingTrigger
 
@@ -69,11 +72,13 @@ class Watcher:
         """Run both checks, export their metrics and decide about each result."""
         found = Round()
         steps: dict[str, Callable[[], DriftResult | PerformanceResult]] = {
-            "drift": lambda: run_drift_check(self.settings, self.options, self.checks,
-                                             self.metrics),
-            "performance": lambda: run_performance_check(self.settings, self.options,
-                                                         self.checks, self.metrics),
-        }  # fmt: skip
+            "drift": lambda: run_drift_check(
+                self.settings, self.options, self.checks, self.metrics
+            ),
+            "performance": lambda: run_performance_check(
+                self.settings, self.options, self.checks, self.metrics
+            ),
+        }
         for check, step in steps.items():
             try:
                 result = step()
@@ -88,8 +93,9 @@ class Watcher:
         self.last_round = found
         return found
 
-    def run(self, max_rounds: int | None = None,
-            on_round: Callable[[Round], None] | None = None) -> int:  # fmt: skip
+    def run(
+        self, max_rounds: int | None = None, on_round: Callable[[Round], None] | None = None
+    ) -> int:
         """Check every ``interval_s`` until stopped (a signal, :meth:`stop` or ``max_rounds``).
 
         Returns:
@@ -120,10 +126,46 @@ class Watcher:
             log.info("signal %d: stopping the watcher after this round", signum)
             self.stop()
 
-        previous = {signum: signal.signal(signum, handler)
-                    for signum in (signal.SIGTERM, signal.SIGINT)}  # fmt: skip
+        previous = {
+            signum: signal.signal(signum, handler) for signum in (signal.SIGTERM, signal.SIGINT)
+        }
         try:
             yield
         finally:
             for signum, saved in previous.items():
                 signal.signal(signum, saved)
+
+
+def print_round(found: Round) -> None:
+    """One table per round: each check's verdict and the trigger's decision."""
+    table = Table(title="monitoring round", show_lines=False)
+    for column in ("check", "window", "verdict", "decision"):
+        table.add_column(column)
+    table.add_column("report / error", overflow="fold")  # paths are copied: never cut them
+    decisions = {d.cause.kind: d for d in found.decisions}
+    if found.drift is not None:
+        d = found.drift
+        verdict = f"drift share {d.drift_share:.2f} ({', '.join(d.drifted_features) or 'none'})"
+        table.add_row(
+            "drift", f"{d.start}..{d.end}", verdict, _decided(decisions.get("drift")), d.report
+        )
+    if found.performance is not None:
+        p = found.performance
+        drop = "n/a" if p.drop is None else f"{p.drop:+.1%}"
+        table.add_row(
+            "performance",
+            f"{p.start}..{p.end}",
+            f"AP drop {drop}",
+            _decided(decisions.get("performance")),
+            decisions["performance"].report if "performance" in decisions else "",
+        )
+    for check, error in found.errors.items():
+        table.add_row(check, "", "[red]failed[/red]", "", error)
+    console.print(table)
+
+
+def _decided(decision: Decision | None) -> str:
+    if decision is None:
+        return ""
+    version = decision.registered_version
+    return f"{decision.outcome} (version {version})" if version else decision.outcome

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from fraudrisk.config import Settings
-from fraudrisk.monitoring.errors import MonitoringError
-from fraudrisk.monitoring.reference import SCORE_COLUMN
+from fraudrisk.errors import MonitoringError
+from fraudrisk.registry.references import SCORE_COLUMN
 
 #: Evidently's UI phones home unless this is set; nothing here leaves the machine.
 NO_TELEMETRY = {"DO_NOT_TRACK": "1"}

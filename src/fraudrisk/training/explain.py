@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fraudrisk.training.models import feature_matrix
+from fraudrisk.training.estimators import feature_matrix
 from fraudrisk.training.recipes import Recipe
 
 log = logging.getLogger(__name__)

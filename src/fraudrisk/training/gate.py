@@ -21,6 +21,8 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudrisk.registry.mlflow_io import normalise_metric_name
+
 AP = "average_precision"
 AUC = "auc_roc"
 CP100 = "card_precision_at_100"
@@ -77,18 +79,6 @@ class GateResult(BaseModel):
     head_to_head: HeadToHead | None = Field(
         None, description="Both models on the same hold-out rows, when that was possible."
     )
-
-
-def normalise_metric_name(name: str) -> str:
-    """The MLflow-safe form of a metric name (``@`` becomes ``_at_``).
-
-    Args:
-        name: A metric name, e.g. ``card_precision@100``.
-
-    Returns:
-        The name with ``@`` replaced, e.g. ``card_precision_at_100``.
-    """
-    return name.replace("@", "_at_")
 
 
 def gate(

@@ -25,12 +25,13 @@ import numpy as np
 import pandas as pd
 
 from fraudrisk.config import Settings
-from fraudrisk.training import registry
-from fraudrisk.training.gate import HeadToHead, normalise_metric_name
+from fraudrisk.registry import versions as registry
+from fraudrisk.registry.mlflow_io import normalise_metric_name
+from fraudrisk.training.gate import HeadToHead
+from fraudrisk.training.holdout import plan_windows, rows_between
 from fraudrisk.training.metrics import performance_summary
 from fraudrisk.training.recipes import Recipe
 from fraudrisk.training.step_files import load_pickle, read_dataset, read_recipe
-from fraudrisk.training.windows import plan_windows, rows_between
 
 log = logging.getLogger(__name__)
 _SCORE = "head_to_head_score"
@@ -73,7 +74,7 @@ def compare_on_holdout(
     Returns:
         Both models' metrics on the same rows, or why they cannot be compared there.
     """
-    from fraudrisk.inference.model import ModelLoadError, load_model
+    from fraudrisk.scoring.model import ModelLoadError, load_model
 
     version = registry.get_alias_version(settings, registry.CHAMPION)
     if version is None:

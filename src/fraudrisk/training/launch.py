@@ -1,6 +1,7 @@
 """Launch the training pipeline from Python (a notebook, ``make demo``): locally or on KFP.
 
-The pipeline is the one ``fraudrisk pipeline run training`` runs (:mod:`fraudrisk.pipeline_cli`).
+The pipeline is the one ``fraudrisk pipeline run training`` runs
+(:mod:`fraudrisk.training.pipelines`).
 Locally it runs under ``kfp.local`` (subprocess runner) inside ``HOME/kfp``: kfp.local writes
 its ``local_outputs/`` under the working directory, and the component subprocesses get an
 absolute ``FRAUDRISK_HOME`` so a relative home still means the same directory. kfp.local prints
@@ -74,7 +75,7 @@ def training_config(path: Path | None = None, **overrides: Any) -> PipelineConfi
     Raises:
         pydantic.ValidationError: Naming each invalid field.
     """
-    from fraudrisk.pipeline_cli import load_config
+    from fraudrisk.training.pipelines import load_config
 
     config = load_config(PIPELINE, path)
     merged = config.model_dump() | {k: v for k, v in overrides.items() if v is not None}
@@ -134,7 +135,7 @@ def _log_path(settings: Settings) -> Path:
 
 def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> Path:
     """Run under kfp.local in ``HOME/kfp``; the ``local_outputs`` directory."""
-    from fraudrisk.pipeline_cli import run_local
+    from fraudrisk.training.pipelines import run_local
 
     home = settings.home.resolve()
     workdir = home / "kfp"
@@ -199,7 +200,7 @@ def _run_remote(arguments: dict[str, Any], host: str, timeout_s: int) -> tuple[s
     """Submit to ``host`` and wait; the run id and its final state."""
     import kfp
 
-    from fraudrisk.pipeline_cli import submit
+    from fraudrisk.training.pipelines import submit
 
     run_id = submit(PIPELINE, arguments, host)
     run = kfp.Client(host=host).wait_for_run_completion(run_id, timeout=timeout_s)

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraudrisk.training import models
+from fraudrisk.training import estimators as models
 from fraudrisk.training.metrics import auc_roc, average_precision, card_precision_at_k
 from fraudrisk.training.protocol import SCORE, fold_starts, split_for_window
 from fraudrisk.training.recipes import Recipe

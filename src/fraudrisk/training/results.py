@@ -14,7 +14,8 @@ import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 
 from fraudrisk.config import Settings
-from fraudrisk.training.registry import STATUS_TAG, mlflow_client
+from fraudrisk.registry.mlflow_io import mlflow_client
+from fraudrisk.registry.versions import STATUS_TAG
 from fraudrisk.training.steps import BOOK_BEST
 
 #: Headline metrics: test-fold means under the handbook protocol (the gate's metrics).

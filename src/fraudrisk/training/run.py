@@ -16,7 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fraudrisk.config import Settings
 from fraudrisk.console import err_console, progress_bar
-from fraudrisk.training import recipes, registry, steps
+from fraudrisk.registry import versions as registry
+from fraudrisk.registry.mlflow_io import mlflow_client
+from fraudrisk.training import recipes, steps
 from fraudrisk.training.gate import GateConfig, GateResult
 from fraudrisk.training.head_to_head import CandidateFiles
 from fraudrisk.training.recipes import Recipe
@@ -204,5 +206,5 @@ def _register(
 
 def _aliases(settings: Settings, version: str) -> list[str]:
     """The aliases that point at ``version`` now."""
-    found = registry.mlflow_client(settings).get_model_version(settings.mlflow.model_name, version)
+    found = mlflow_client(settings).get_model_version(settings.mlflow.model_name, version)
     return sorted(found.aliases)

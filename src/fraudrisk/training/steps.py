@@ -1,7 +1,7 @@
 """The stages of the training pipeline: plain functions from files and URIs to files.
 
 A KFP component body is one call to one of these; :mod:`fraudrisk.training.run` chains them
-in-process. Dates of the *served* model: :func:`fraudrisk.training.windows.plan_windows`. The
+in-process. Dates of the *served* model: :func:`fraudrisk.training.holdout.plan_windows`. The
 *evaluation* retrains the recipe under the handbook protocol (4 prequential test folds, known
 cards filtered): these are the gate's metrics, comparable with the book and the champion.
 """
@@ -18,7 +18,9 @@ import pandas as pd
 
 from fraudrisk.config import Settings
 from fraudrisk.io.lake import Lake
-from fraudrisk.training import models, registry
+from fraudrisk.registry import versions as registry
+from fraudrisk.schemas import DecisionCosts, Thresholds
+from fraudrisk.training import estimators as models
 from fraudrisk.training.calibrate import (
     CalibratedModel,
     CalibrationMethod,
@@ -29,6 +31,7 @@ from fraudrisk.training.dataset import load_frame
 from fraudrisk.training.explain import shap_summary_plot
 from fraudrisk.training.gate import GateConfig, GateResult, gate
 from fraudrisk.training.head_to_head import CandidateFiles
+from fraudrisk.training.holdout import plan_windows, rows_between
 from fraudrisk.training.metrics import average_precision
 from fraudrisk.training.protocol import METRICS, SCORE, summarise
 from fraudrisk.training.recipes import TUNED_56DAY, ModelKind, Recipe
@@ -41,9 +44,8 @@ from fraudrisk.training.report import (
 )
 from fraudrisk.training.splits import BASELINE_TRAIN_START
 from fraudrisk.training.step_files import dump_pickle, load_pickle, read_dataset, read_recipe
-from fraudrisk.training.thresholds import DecisionCosts, Thresholds, choose_thresholds
+from fraudrisk.training.thresholds import choose_thresholds
 from fraudrisk.training.tune import tune
-from fraudrisk.training.windows import plan_windows, rows_between
 
 #: Alert budget of the per-scenario recall: cards an analyst team checks per day (as CP@100).
 #: Fewer hold-out frauds than this: Platt scaling instead of isotonic regression.

@@ -20,7 +20,7 @@ import optuna
 import pandas as pd
 
 from fraudrisk.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION
-from fraudrisk.training import models
+from fraudrisk.training import estimators as models
 from fraudrisk.training.metrics import average_precision
 from fraudrisk.training.protocol import Split, fold_starts, split_for_window
 from fraudrisk.training.recipes import ModelKind, ParamValue, Recipe

@@ -11,14 +11,22 @@ from fraudrisk.alerts.records import ScoreRecord
 from fraudrisk.alerts.store import AlertStore
 
 
-def record(tx_id: int, decision: str = "approve", risk: float = 0.01,
-           amount: float = 10.0) -> ScoreRecord:  # fmt: skip
+def record(
+    tx_id: int, decision: str = "approve", risk: float = 0.01, amount: float = 10.0
+) -> ScoreRecord:
     return ScoreRecord(
-        transaction_id=tx_id, customer_id=tx_id % 7, terminal_id=3,
-        tx_datetime=dt.datetime(2018, 9, 1, 12, tzinfo=dt.UTC), tx_amount=amount,
-        risk_score=risk, decision=decision, reason_codes="[]", model_version="1",
-        variant="champion", fallback=False,
-    )  # fmt: skip
+        transaction_id=tx_id,
+        customer_id=tx_id % 7,
+        terminal_id=3,
+        tx_datetime=dt.datetime(2018, 9, 1, 12, tzinfo=dt.UTC),
+        tx_amount=amount,
+        risk_score=risk,
+        decision=decision,
+        reason_codes="[]",
+        model_version="1",
+        variant="champion",
+        fallback=False,
+    )
 
 
 @pytest.fixture()

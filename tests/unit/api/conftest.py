@@ -17,7 +17,7 @@ from tests.unit.api.helpers import RsaKeys, api_settings, rsa_keys, rules_only, 
 
 from fraudrisk.api.app import create_app
 from fraudrisk.config import MlflowSettings, Settings
-from fraudrisk.inference.state import MemoryStateReader
+from fraudrisk.scoring.state_reader import MemoryStateReader
 
 AppFactory = Callable[..., AbstractContextManager[TestClient]]
 
@@ -64,7 +64,7 @@ def registered(tmp_path_factory: pytest.TempPathFactory) -> Registered:
     home: Path = tmp_path_factory.mktemp("api-serving-home")
     settings = Settings(home=home, mlflow=MlflowSettings())
     frame = synthetic_frame(customers=60, days=40)
-    from fraudrisk.training.registry import bootstrap_champion
+    from fraudrisk.registry.versions import bootstrap_champion
 
     version = register_xgboost(settings, frame[frame["tx_time_days"] < 28], seed=0)
     bootstrap_champion(settings, version.version)

@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from fraudrisk.api.auth import SCOPE_STREAM, SCOPE_WRITE, hash_api_key
 from fraudrisk.config import ApiKeySettings, ApiSettings, KafkaSettings, Settings
-from fraudrisk.inference.state import MemoryStateReader
-from fraudrisk.inference.variants import ServedVariants, ServiceSpec
+from fraudrisk.scoring.state_reader import MemoryStateReader
+from fraudrisk.serving.variants import ServedVariants, ServiceSpec
 
 #: A well-known test card number (Visa test PAN), the only kind the tests use.
 TEST_PAN = "4111111111111111"

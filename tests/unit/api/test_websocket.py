@@ -16,7 +16,7 @@ from tests.unit.api.helpers import (
     transaction,
 )
 
-from fraudrisk.api.stream import (
+from fraudrisk.api.subscriptions import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
     CLOSE_TOO_SLOW,

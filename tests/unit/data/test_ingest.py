@@ -13,8 +13,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from fraudrisk.cli import ingest as ingest_cli
 from fraudrisk.data.ingest import IngestError, IngestReport, ingest
-from fraudrisk.data.ingest_cli import register
 from fraudrisk.io.lake import Lake
 
 EPOCH = dt.datetime(2018, 4, 1)
@@ -386,7 +386,7 @@ def app() -> typer.Typer:
     def root() -> None:
         """Test root (keeps ``ingest`` a sub-command)."""
 
-    register(app)
+    app.add_typer(ingest_cli.app)
     return app
 
 

@@ -11,10 +11,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import typer
 from feast import Entity, FeatureService, FeatureView, FileSource, PushSource
 from typer.testing import CliRunner
 
+from fraudrisk.cli import features as features_cli
 from fraudrisk.config import FeastSettings, Settings
 from fraudrisk.features import feast_store
 from fraudrisk.features.definitions import (
@@ -23,7 +23,6 @@ from fraudrisk.features.definitions import (
     FEATURE_SET_VERSION,
     TERMINAL_FEATURES,
 )
-from fraudrisk.features.feast_cli import register
 from fraudrisk.features.feast_repo import build_repo_objects
 from fraudrisk.features.kernel import all_features
 
@@ -42,17 +41,22 @@ def write_feature_table(out: Path, n_days: int = 3, seed: int = 0) -> pd.DataFra
     amount = np.round(rng.uniform(1, 200, n), 2)
     fraud = (rng.uniform(size=n) < 0.2).astype(np.int64)
     feats = all_features(customer, terminal, seconds, tx_id, amount, fraud)
-    frame = pd.DataFrame({
-        "transaction_id": tx_id,
-        "tx_datetime": pd.to_datetime(EPOCH) + pd.to_timedelta(seconds, unit="s"),
-        "customer_id": customer, "terminal_id": terminal,
-        **{name: np.asarray(feats[name]) for name in FEATURE_NAMES},
-    })  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "transaction_id": tx_id,
+            "tx_datetime": pd.to_datetime(EPOCH) + pd.to_timedelta(seconds, unit="s"),
+            "customer_id": customer,
+            "terminal_id": terminal,
+            **{name: np.asarray(feats[name]) for name in FEATURE_NAMES},
+        }
+    )
     frame["tx_datetime"] = frame["tx_datetime"].astype("datetime64[us]")
     for day, part in frame.groupby(frame["tx_datetime"].dt.date):
         (out / f"dt={day}").mkdir(parents=True)
-        pq.write_table(pa.Table.from_pandas(part, preserve_index=False),
-                       out / f"dt={day}" / "part-00000.parquet")  # fmt: skip
+        pq.write_table(
+            pa.Table.from_pandas(part, preserve_index=False),
+            out / f"dt={day}" / "part-00000.parquet",
+        )
     as_of = frame["tx_datetime"].max()
     _write_state(
         out,
@@ -66,13 +70,17 @@ def write_feature_table(out: Path, n_days: int = 3, seed: int = 0) -> pd.DataFra
     return frame
 
 
-def _write_state(out: Path, entity: str, frame: pd.DataFrame, as_of: pd.Timestamp,
-                 extra: dict[str, str | None]) -> None:  # fmt: skip
+def _write_state(
+    out: Path, entity: str, frame: pd.DataFrame, as_of: pd.Timestamp, extra: dict[str, str | None]
+) -> None:
     rows = []
     for key, events in frame.groupby(f"{entity}_id"):
-        row = {f"{entity}_id": int(key), "state_as_of": as_of,
-               "event_seconds": [int(t.timestamp()) for t in events["tx_datetime"]],
-               "event_ids": events["transaction_id"].tolist()}  # fmt: skip
+        row = {
+            f"{entity}_id": int(key),
+            "state_as_of": as_of,
+            "event_seconds": [int(t.timestamp()) for t in events["tx_datetime"]],
+            "event_ids": events["transaction_id"].tolist(),
+        }
         for column, source in extra.items():
             row[column] = events[source].tolist() if source else [-1] * len(events)
         rows.append(row)
@@ -98,13 +106,22 @@ def test_objects_are_declared_in_feast_order_with_versioned_services(tmp_path):
     kinds = [next(i for i, k in enumerate(KINDS) if isinstance(o, k)) for o in objects]
     assert kinds == sorted(kinds)
     assert [o.name for o in objects] == [
-        "customer", "terminal", "transaction",
-        "feature_table", "customer_state_batch", "terminal_state_batch",
-        "customer_state_push", "terminal_state_push",
-        "transaction_features", "customer_features", "terminal_features",
-        "customer_state", "terminal_state",
-        "fraud_scoring_v1", "online_state_v1",
-    ]  # fmt: skip
+        "customer",
+        "terminal",
+        "transaction",
+        "feature_table",
+        "customer_state_batch",
+        "terminal_state_batch",
+        "customer_state_push",
+        "terminal_state_push",
+        "transaction_features",
+        "customer_features",
+        "terminal_features",
+        "customer_state",
+        "terminal_state",
+        "fraud_scoring_v1",
+        "online_state_v1",
+    ]
     views = {o.name: o for o in objects if isinstance(o, FeatureView)}
     assert [f.name for f in views["customer_features"].features] == [
         "tx_amount",
@@ -115,8 +132,9 @@ def test_objects_are_declared_in_feast_order_with_versioned_services(tmp_path):
 
 
 def test_scoring_service_lists_exactly_the_feature_names(tmp_path):
-    services = {o.name: o for o in build_repo_objects(str(tmp_path))
-                if isinstance(o, FeatureService)}  # fmt: skip
+    services = {
+        o.name: o for o in build_repo_objects(str(tmp_path)) if isinstance(o, FeatureService)
+    }
     scoring = services[f"fraud_scoring_{FEATURE_SET_VERSION}"]
     (projection,) = scoring.feature_view_projections
     assert projection.name == "transaction_features"
@@ -185,18 +203,23 @@ def test_historical_features_are_point_in_time_by_transaction(repo):
         .reset_index(drop=True)
     )
     assert len(got) == len(frame)
-    pd.testing.assert_frame_equal(got[list(FEATURE_NAMES)], frame[list(FEATURE_NAMES)],
-                                  check_dtype=False)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        got[list(FEATURE_NAMES)], frame[list(FEATURE_NAMES)], check_dtype=False
+    )
 
 
 def test_pushed_state_overrides_the_batch_state(repo):
     settings, _, _ = repo
     store = feast_store.get_store(settings)
-    pushed = pa.table({
-        "terminal_id": pa.array([77], pa.int64()),
-        "state_as_of": pa.array([dt.datetime(2030, 1, 1)], pa.timestamp("us")),
-        "event_seconds": [[1, 2]], "event_ids": [[7, 8]], "event_labels": [[0, 1]],
-    })  # fmt: skip
+    pushed = pa.table(
+        {
+            "terminal_id": pa.array([77], pa.int64()),
+            "state_as_of": pa.array([dt.datetime(2030, 1, 1)], pa.timestamp("us")),
+            "event_seconds": [[1, 2]],
+            "event_ids": [[7, 8]],
+            "event_labels": [[0, 1]],
+        }
+    )
     feast_store.push_entity_state(store, "terminal", pushed)
     (row,) = feast_store.lookup(store, "terminal", [77])
     assert (row["event_seconds"], row["event_ids"], row["event_labels"]) == ([1, 2], [7, 8], [0, 1])
@@ -204,11 +227,9 @@ def test_pushed_state_overrides_the_batch_state(repo):
 
 def test_cli_lookup_prints_the_online_values(repo, monkeypatch):
     settings, _, frame = repo
-    monkeypatch.setattr("fraudrisk.features.feast_cli.get_settings", lambda: settings)
-    app = typer.Typer()
-    register(app)
+    monkeypatch.setattr("fraudrisk.cli.features.get_settings", lambda: settings)
+    app = features_cli.app
     customer = int(frame["customer_id"].iloc[0])
-    result = CliRunner().invoke(app, ["lookup", "--customer", str(customer)],
-                                terminal_width=200)  # fmt: skip
+    result = CliRunner().invoke(app, ["lookup", "--customer", str(customer)], terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "customer_id_nb_tx_1day_window" in result.output and str(customer) in result.output

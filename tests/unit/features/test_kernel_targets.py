@@ -55,17 +55,24 @@ def random_rows(rng: np.random.Generator, n: int) -> Rows:
         for column in (seconds, customer, terminal) + ((tx_id,) if same_id else ()):
             column[rows] = column[source]
     return {
-        "customer": customer, "terminal": terminal, "seconds": seconds, "tx_id": tx_id,
+        "customer": customer,
+        "terminal": terminal,
+        "seconds": seconds,
+        "tx_id": tx_id,
         "amount": rng.integers(0, 50_000, n) / 100,  # cents
         "fraud": rng.choice([0, 1, UNKNOWN_LABEL], n),
-    }  # fmt: skip
+    }
 
 
 def customer_columns(rows: Rows, targets: np.ndarray | None = None) -> kernel.Columns:
     return kernel.customer_features(
-        rows["customer"], rows["seconds"], rows["tx_id"], rows["amount"], rows["terminal"],
+        rows["customer"],
+        rows["seconds"],
+        rows["tx_id"],
+        rows["amount"],
+        rows["terminal"],
         targets=targets,
-    )  # fmt: skip
+    )
 
 
 def terminal_columns(rows: Rows, targets: np.ndarray | None = None) -> kernel.Columns:

@@ -28,15 +28,23 @@ from fraudrisk.config import (
     Settings,
 )
 from fraudrisk.io.lake import Lake
+from fraudrisk.registry.versions import bootstrap_champion
 from fraudrisk.training.dataset import load_frame
-from fraudrisk.training.registry import bootstrap_champion
 
 LAKE_DAYS = 60
 TRAIN_DAYS = (37, 49)
 BUDGET = 10
 EXPECTED_AP = GOOD["average_precision"]
-LAKE_COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount",
-                "tx_time_days", "tx_fraud", "tx_fraud_scenario")  # fmt: skip
+LAKE_COLUMNS = (
+    "transaction_id",
+    "tx_datetime",
+    "customer_id",
+    "terminal_id",
+    "tx_amount",
+    "tx_time_days",
+    "tx_fraud",
+    "tx_fraud_scenario",
+)
 
 
 def day(index: int) -> dt.date:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.unit.monitoring.conftest import (
+from tests.unit.monitoring.monitored import (
     ORPHAN_DAYS,
     QUIET_DAYS,
     SHIFT_OFFSET,
@@ -25,11 +25,11 @@ from tests.unit.monitoring.conftest import (
 )
 from typer.testing import CliRunner
 
-from fraudrisk.cli import app
+from fraudrisk.cli.main import app
 from fraudrisk.config import get_settings
+from fraudrisk.errors import MonitoringError
 from fraudrisk.features.definitions import FEATURE_NAMES
 from fraudrisk.monitoring.drift import drift_report
-from fraudrisk.monitoring.errors import MonitoringError
 from fraudrisk.monitoring.results import DriftResult
 from fraudrisk.monitoring.workspace import open_workspace, ui_command, workspace_location
 
@@ -130,9 +130,10 @@ def test_score_records_without_feature_rows_give_score_drift_only(monitored: Mon
 
 def test_a_large_window_is_sampled_with_a_fixed_seed(monitored: Monitored) -> None:
     settings = monitored.settings.model_copy(
-        update={"monitoring": monitored.settings.monitoring.model_copy(
-            update={"max_window_rows": 1000})},
-    )  # fmt: skip
+        update={
+            "monitoring": monitored.settings.monitoring.model_copy(update={"max_window_rows": 1000})
+        },
+    )
     first, second = (
         drift_report(settings, CHAMPION, "lake", *QUIET, workspace=False) for _ in range(2)
     )
@@ -144,9 +145,12 @@ def test_a_large_window_is_sampled_with_a_fixed_seed(monitored: Monitored) -> No
 
 def test_a_configured_stattest_replaces_evidentlys_defaults(monitored: Monitored) -> None:
     settings = monitored.settings.model_copy(
-        update={"monitoring": monitored.settings.monitoring.model_copy(
-            update={"stattest": "psi", "stattest_threshold": 0.2})},
-    )  # fmt: skip
+        update={
+            "monitoring": monitored.settings.monitoring.model_copy(
+                update={"stattest": "psi", "stattest_threshold": 0.2}
+            )
+        },
+    )
     result = drift_report(settings, CHAMPION, "lake", *SHIFTED, workspace=False)
     methods = json.loads(Path(result.report_json).read_text())["methods"]
     assert set(methods.values()) == {"psi"}
@@ -231,9 +235,12 @@ def test_ui_command_serves_the_local_workspace_only(monitored: Monitored) -> Non
     assert command[command.index("--workspace") + 1] == workspace_location(monitored.settings)
     assert command[command.index("--port") + 1] == "8123"
     remote = monitored.settings.model_copy(
-        update={"monitoring": monitored.settings.monitoring.model_copy(
-            update={"workspace": "http://127.0.0.1:9"})},
-    )  # fmt: skip
+        update={
+            "monitoring": monitored.settings.monitoring.model_copy(
+                update={"workspace": "http://127.0.0.1:9"}
+            )
+        },
+    )
     with pytest.raises(MonitoringError, match="the workspace is the Evidently service"):
         ui_command(remote, "127.0.0.1", 8123)
 

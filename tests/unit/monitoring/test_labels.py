@@ -82,16 +82,23 @@ def test_an_invalid_label_row_is_refused_with_its_row_number(lake):
 def test_decoding_takes_the_message_time_when_no_labelled_at():
     message = decode_label(b'{"transaction_id": 5, "tx_fraud": 1}', timestamp_ms=1_538_352_000_000)
     assert message.labelled_at == dt.datetime(2018, 10, 1)
-    aware = decode_label(b'{"transaction_id": 5, "tx_fraud": 0, '
-                         b'"labelled_at": "2018-10-01T02:00:00+02:00"}')  # fmt: skip
+    aware = decode_label(
+        b'{"transaction_id": 5, "tx_fraud": 0, "labelled_at": "2018-10-01T02:00:00+02:00"}'
+    )
     assert aware.labelled_at == dt.datetime(2018, 10, 1)
 
 
 @pytest.mark.parametrize(
     "value",
-    [b"{not json", b"[1]", b'{"transaction_id": 5}', b'{"transaction_id": 5, "tx_fraud": 3}',
-     b'{"transaction_id": -1, "tx_fraud": 1}', None],
-)  # fmt: skip
+    [
+        b"{not json",
+        b"[1]",
+        b'{"transaction_id": 5}',
+        b'{"transaction_id": 5, "tx_fraud": 3}',
+        b'{"transaction_id": -1, "tx_fraud": 1}',
+        None,
+    ],
+)
 def test_a_message_that_is_not_a_label_is_refused(value):
     with pytest.raises(ValueError, match="not a label"):
         decode_label(value)

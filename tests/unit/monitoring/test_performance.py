@@ -22,10 +22,10 @@ from tests.unit.monitoring.perf_fixtures import (
 )
 from typer.testing import CliRunner
 
+from fraudrisk.cli import monitor_performance
 from fraudrisk.config import DatabaseSettings, get_settings
-from fraudrisk.inference.model import ModelLoadError, load_model
 from fraudrisk.monitoring.performance import day_performance, labelled_performance
-from fraudrisk.monitoring.performance_cli import register
+from fraudrisk.scoring.model import ModelLoadError, load_model
 
 D1, D2 = dt.date(2018, 10, 1), dt.date(2018, 10, 2)
 CHAMPION = "models:/fraud-risk@champion"
@@ -34,9 +34,16 @@ CHAMPION = "models:/fraud-risk@champion"
 def hand_frame() -> pd.DataFrame:
     """Two days of one variant; card 1 is caught on day 1, so it leaves day 2's ranking."""
     rows = [  # day, customer (card), score, fraud
-        (D1, 1, 0.9, 1), (D1, 2, 0.8, 0), (D1, 3, 0.7, 1), (D1, 4, 0.1, 0), (D1, 1, 0.2, 1),
-        (D2, 1, 0.95, 1), (D2, 5, 0.6, 0), (D2, 6, 0.5, 0), (D2, 3, 0.3, 1),
-    ]  # fmt: skip
+        (D1, 1, 0.9, 1),
+        (D1, 2, 0.8, 0),
+        (D1, 3, 0.7, 1),
+        (D1, 4, 0.1, 0),
+        (D1, 1, 0.2, 1),
+        (D2, 1, 0.95, 1),
+        (D2, 5, 0.6, 0),
+        (D2, 6, 0.5, 0),
+        (D2, 3, 0.3, 1),
+    ]
     frame = pd.DataFrame(rows, columns=["day", "customer_id", "risk_score", "tx_fraud"])
     return frame.assign(variant="champion", model_version="4")
 
@@ -69,8 +76,11 @@ def test_variants_are_computed_apart():
     )
     results = day_performance(pd.concat([champion, canary]), budget=2)
     assert [(r.day, r.variant) for r in results] == [
-        (D1, "canary"), (D1, "champion"), (D2, "canary"), (D2, "champion")
-    ]  # fmt: skip
+        (D1, "canary"),
+        (D1, "champion"),
+        (D2, "canary"),
+        (D2, "champion"),
+    ]
     alone = day_performance(champion, budget=2)
     assert [r for r in results if r.variant == "champion"] == alone
     reversed_day1 = average_precision_score([1, 0, 1, 0, 1], [-0.9, -0.8, -0.7, -0.1, -0.2])
@@ -109,8 +119,13 @@ def test_scores_per_variant_and_version_and_rules_apart(world, tmp_path):
     served = rows[~canary & ~fallback]
     write_scores(settings, served, good_scores(served), version=world.version)
     write_scores(settings, rows[canary], random_scores(rows[canary]), "canary", "99")
-    write_scores(settings, rows[fallback], random_scores(rows[fallback]), fallback=True,
-                 version=world.version)  # fmt: skip
+    write_scores(
+        settings,
+        rows[fallback],
+        random_scores(rows[fallback]),
+        fallback=True,
+        version=world.version,
+    )
     result = labelled_performance(settings, CHAMPION, day(58), day(60), as_of=day(68))
     groups = {(d.variant, d.model_version) for d in result.days}
     assert groups == {("champion", world.version), ("canary", "99"), ("champion", "rules")}
@@ -143,8 +158,15 @@ def test_a_drop_is_detected_when_scores_degrade_and_not_when_they_are_good(world
 
 
 def test_lake_source_scores_the_feature_table_with_the_model(world):
-    result = labelled_performance(world.settings, CHAMPION, day(58), day(67), as_of=day(67),
-                                  source="lake", table_uri=world.table_uri)  # fmt: skip
+    result = labelled_performance(
+        world.settings,
+        CHAMPION,
+        day(58),
+        day(67),
+        as_of=day(67),
+        source="lake",
+        table_uri=world.table_uri,
+    )
     assert result.end == day(60) and {d.variant for d in result.days} == {"champion"}
     model = load_model(world.settings, CHAMPION)
     for entry in result.days:
@@ -183,14 +205,23 @@ def cli(world, tmp_path, monkeypatch) -> typer.Typer:
     get_settings.cache_clear()
     app = typer.Typer()
     app.callback()(lambda: None)  # a group, so the command is called by its name
-    register(app)
+    app.add_typer(monitor_performance.app)
     yield app
     get_settings.cache_clear()
 
 
 def test_cli_prints_a_table_per_day_and_variant(cli):
-    args = ["performance", "--model", CHAMPION, "--start", str(day(58)), "--end", str(day(64)),
-            "--as-of", str(day(68))]  # fmt: skip
+    args = [
+        "performance",
+        "--model",
+        CHAMPION,
+        "--start",
+        str(day(58)),
+        "--end",
+        str(day(64)),
+        "--as-of",
+        str(day(68)),
+    ]
     result = CliRunner().invoke(cli, args, terminal_width=150)
     assert result.exit_code == 0, result.output
     assert f"labels known through {day(61)} (window clipped from {day(64)})" in result.output
@@ -200,8 +231,18 @@ def test_cli_prints_a_table_per_day_and_variant(cli):
 
 
 def test_cli_json_is_the_performance_result(cli, world):
-    args = ["performance", "--model", CHAMPION, "--start", str(day(58)), "--end", str(day(64)),
-            "--as-of", str(day(68)), "--json"]  # fmt: skip
+    args = [
+        "performance",
+        "--model",
+        CHAMPION,
+        "--start",
+        str(day(58)),
+        "--end",
+        str(day(64)),
+        "--as-of",
+        str(day(68)),
+        "--json",
+    ]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)

@@ -41,8 +41,9 @@ def make_trigger(
     settings = Settings(home=tmp_path / "home")
     ledger = TriggerLedger(db_url(tmp_path), clock=clock or Clock())
     options = TriggerOptions(cooldown_hours=cooldown_hours)
-    return RetrainingTrigger(settings, ledger, options, launcher=launcher,
-                             tagger=tagger or RecordingTagger())  # fmt: skip
+    return RetrainingTrigger(
+        settings, ledger, options, launcher=launcher, tagger=tagger or RecordingTagger()
+    )
 
 
 def test_an_undrifted_result_is_recorded_and_launches_nothing(tmp_path: Path) -> None:
@@ -62,7 +63,10 @@ def test_a_drifted_result_fires_training_through_the_gates_and_tags_the_version(
     decision = trigger.decide(drift(True), "/reports/drift.html")
     assert decision.outcome == FIRED and decision.cause == Cause("fraud-risk", "drift")
     assert (decision.run_id, decision.run_state, decision.registered_version) == (
-        "run-1", "SUCCEEDED", "1")  # fmt: skip
+        "run-1",
+        "SUCCEEDED",
+        "1",
+    )
     assert decision.report == "/reports/drift.html" and decision.decided_at == T0
     assert decision.evidence["drifted_features"] == ["amount_mean_1d", "terminal_risk_7d"]
     (config,) = launcher.configs
@@ -129,8 +133,14 @@ def test_a_watcher_restarted_as_a_new_process_does_not_fire_twice(tmp_path: Path
     assert make_trigger(tmp_path, launcher).decide(drift(True), "/r.html").outcome == FIRED
     later = (T0 + dt.timedelta(hours=5)).isoformat()  # within the week of cool-down
     arguments = [db_url(tmp_path), later, drift(True).model_dump_json()]
-    done = subprocess.run([sys.executable, "-c", RESTART_SCRIPT, *arguments], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", RESTART_SCRIPT, *arguments],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.split() == [SUPPRESSED, "0"]
     assert len(launcher.configs) == 1
 
@@ -232,9 +242,13 @@ def test_negative_control_an_in_memory_flag_fires_twice_across_a_restart(
     outcomes = []
     for _restart in range(2):
         ledger = InMemoryFlagLedger(db_url(tmp_path), Clock())
-        trigger = RetrainingTrigger(Settings(home=tmp_path), ledger,
-                                    TriggerOptions(cooldown_hours=168), launcher=launcher,
-                                    tagger=RecordingTagger())  # fmt: skip
+        trigger = RetrainingTrigger(
+            Settings(home=tmp_path),
+            ledger,
+            TriggerOptions(cooldown_hours=168),
+            launcher=launcher,
+            tagger=RecordingTagger(),
+        )
         outcomes.append(trigger.decide(drift(True), "/r.html").outcome)
         ledger.close()
     # The property the real ledger keeps (one run per cool-down) is violated: the test above
@@ -252,7 +266,7 @@ def test_the_ledger_refuses_other_databases() -> None:
 
 
 def test_the_real_tagger_tags_the_registered_version_in_mlflow(tmp_path: Path) -> None:
-    from fraudrisk.training.registry import mlflow_client
+    from fraudrisk.registry.mlflow_io import mlflow_client
 
     settings = Settings(home=tmp_path / "home")
     client = mlflow_client(settings)
@@ -262,12 +276,16 @@ def test_the_real_tagger_tags_the_registered_version_in_mlflow(tmp_path: Path) -
         source = tmp_path / "model"
         source.mkdir()
         version = client.create_model_version("fraud-risk", str(source))
-        return LaunchResult(where="local", state="SUCCEEDED", version=str(version.version),
-                            seconds=1.0, task_log=tmp_path / "task.log")  # fmt: skip
+        return LaunchResult(
+            where="local",
+            state="SUCCEEDED",
+            version=str(version.version),
+            seconds=1.0,
+            task_log=tmp_path / "task.log",
+        )
 
     ledger = TriggerLedger(db_url(tmp_path))
-    trigger = RetrainingTrigger(settings, ledger, TriggerOptions(cooldown_hours=1),
-                                launcher=launch)  # fmt: skip
+    trigger = RetrainingTrigger(settings, ledger, TriggerOptions(cooldown_hours=1), launcher=launch)
     decision = trigger.decide(performance(True), "/reports/performance.json")
     assert decision.outcome == FIRED and decision.run_id == f"local:{tmp_path / 'task.log'}"
     tags = client.get_model_version("fraud-risk", "1").tags
@@ -285,7 +303,8 @@ def test_a_real_kfp_local_launch_registers_a_tagged_challenger_never_champion(
     from tests.support.data import PERMISSIVE, build_lake
 
     from fraudrisk.config import get_settings
-    from fraudrisk.training import registry
+    from fraudrisk.registry import versions as registry
+    from fraudrisk.registry.mlflow_io import mlflow_client
 
     monkeypatch.setenv("FRAUDRISK_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KFP_HOST", raising=False)
@@ -293,10 +312,19 @@ def test_a_real_kfp_local_launch_registers_a_tagged_challenger_never_champion(
     try:
         table_uri, lake_uri = build_lake(tmp_path, customers=100)
         config = tmp_path / "training.yaml"
-        config.write_text(yaml.safe_dump({
-            "table_uri": table_uri, "lake_uri": lake_uri, "n_trials": 1, "timeout_s": 0.0,
-            "window_days": 14, "bootstrap": True,  # the trigger turns it off
-            "gate": PERMISSIVE.model_dump()}))  # fmt: skip
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "table_uri": table_uri,
+                    "lake_uri": lake_uri,
+                    "n_trials": 1,
+                    "timeout_s": 0.0,
+                    "window_days": 14,
+                    "bootstrap": True,  # the trigger turns it off
+                    "gate": PERMISSIVE.model_dump(),
+                }
+            )
+        )
         settings = get_settings()
         ledger = TriggerLedger(settings.db_url)
         trigger = RetrainingTrigger(settings, ledger, TriggerOptions(168, training_config=config))
@@ -307,7 +335,7 @@ def test_a_real_kfp_local_launch_registers_a_tagged_challenger_never_champion(
         )
         assert registry.get_alias_version(settings, registry.CHALLENGER) == "1"
         assert registry.get_alias_version(settings, registry.CHAMPION) is None
-        tags = registry.mlflow_client(settings).get_model_version("fraud-risk", "1").tags
+        tags = mlflow_client(settings).get_model_version("fraud-risk", "1").tags
         assert tags[CAUSE_TAG] == "drift" and tags[REPORT_TAG] == "/reports/drift.html"
         assert trigger.decide(drift(True), "/reports/drift.html").outcome == SUPPRESSED
         ledger.close()

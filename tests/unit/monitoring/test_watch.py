@@ -22,15 +22,15 @@ from tests.unit.monitoring.trigger_fixtures import (
 )
 from typer.testing import CliRunner
 
+from fraudrisk.cli import monitor_watch
 from fraudrisk.config import MonitoringSettings, Settings, get_settings
+from fraudrisk.errors import MonitoringError
 from fraudrisk.monitoring.checks import Checks, WatchOptions, latest_day
-from fraudrisk.monitoring.errors import MonitoringError
 from fraudrisk.monitoring.ledger import FIRED, NO_TRIGGER, SUPPRESSED, TriggerLedger
-from fraudrisk.monitoring.metrics import MonitoringMetrics
+from fraudrisk.monitoring.prometheus import MonitoringMetrics
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
 from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
 from fraudrisk.monitoring.watch import Watcher
-from fraudrisk.monitoring.watch_cli import register
 
 LATEST = dt.date(2018, 9, 30)
 
@@ -43,15 +43,23 @@ class FakeChecks:
         self.calls: list[tuple[Any, ...]] = []
         self.fail: str | None = None
 
-    def drift(self, settings: Settings, uri: str, source: str, start: dt.date,
-              end: dt.date) -> DriftResult:  # fmt: skip
+    def drift(
+        self, settings: Settings, uri: str, source: str, start: dt.date, end: dt.date
+    ) -> DriftResult:
         self.calls.append(("drift", uri, source, start, end))
         if self.fail == "drift":
             raise MonitoringError("the window 2018-09-24..2018-09-30 has no rows")
         return drift(self.drifted, uri).model_copy(update={"start": start, "end": end})
 
-    def performance(self, settings: Settings, uri: str, start: dt.date, end: dt.date,
-                    as_of: dt.date, source: str) -> PerformanceResult:  # fmt: skip
+    def performance(
+        self,
+        settings: Settings,
+        uri: str,
+        start: dt.date,
+        end: dt.date,
+        as_of: dt.date,
+        source: str,
+    ) -> PerformanceResult:
         self.calls.append(("performance", uri, start, end, as_of, source))
         return performance(self.dropped, uri).model_copy(update={"start": start, "end": end})
 
@@ -59,8 +67,13 @@ class FakeChecks:
         return Checks(self.drift, self.performance, lambda settings, source: LATEST)
 
 
-def watcher_over(tmp_path: Path, fake: FakeChecks, launcher: RecordingLauncher,
-                 clock: Clock | None = None, **options: Any) -> Watcher:  # fmt: skip
+def watcher_over(
+    tmp_path: Path,
+    fake: FakeChecks,
+    launcher: RecordingLauncher,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Watcher:
     """A watcher over the platform database in ``tmp_path`` (new objects = a restart)."""
     settings = Settings(home=tmp_path / "home", monitoring=MonitoringSettings(label_delay_days=7))
     metrics = MonitoringMetrics()
@@ -73,8 +86,13 @@ def watcher_over(tmp_path: Path, fake: FakeChecks, launcher: RecordingLauncher,
         tagger=RecordingTagger(),
         metrics=metrics,
     )
-    return Watcher(settings, WatchOptions(model_uri="models:/fraud-risk@champion", **options),
-                   trigger, metrics, fake.checks())  # fmt: skip
+    return Watcher(
+        settings,
+        WatchOptions(model_uri="models:/fraud-risk@champion", **options),
+        trigger,
+        metrics,
+        fake.checks(),
+    )
 
 
 def test_a_quiet_round_checks_the_latest_windows_and_triggers_nothing(tmp_path: Path) -> None:
@@ -114,8 +132,9 @@ def test_a_failing_check_is_counted_and_the_other_check_still_runs(tmp_path: Pat
     fake.fail = "drift"
     watcher = watcher_over(tmp_path, fake, RecordingLauncher())
     found = watcher.check_once()
-    assert found.errors == {"drift": "MonitoringError: the window 2018-09-24..2018-09-30 has "
-                                     "no rows"}  # fmt: skip
+    assert found.errors == {
+        "drift": "MonitoringError: the window 2018-09-24..2018-09-30 has no rows"
+    }
     assert [(d.cause.kind, d.outcome) for d in found.decisions] == [("performance", FIRED)]
     labels = {"model": "fraud-risk", "check": "drift"}
     errors = watcher.metrics.registry.get_sample_value
@@ -158,7 +177,7 @@ def test_real_drift_reports_trigger_on_the_shifted_window_only(
     monitored: Any, tmp_path: Path
 ) -> None:
     """Evidently on the shared fixture: its quiet week does not trigger, its shifted one does."""
-    from tests.unit.monitoring.conftest import QUIET_DAYS, SHIFT_OFFSET, day
+    from tests.unit.monitoring.monitored import QUIET_DAYS, SHIFT_OFFSET, day
 
     from fraudrisk.monitoring.drift import drift_report
 
@@ -180,8 +199,10 @@ def test_real_drift_reports_trigger_on_the_shifted_window_only(
         assert found.errors == {} and found.drift is not None
         assert Path(found.drift.report).exists()
         outcomes[name] = (found.drift.end, found.decisions[0].outcome)
-    assert outcomes == {"quiet": (day(QUIET_DAYS[1]), NO_TRIGGER),
-                        "latest": (day(QUIET_DAYS[1] + SHIFT_OFFSET), FIRED)}  # fmt: skip
+    assert outcomes == {
+        "quiet": (day(QUIET_DAYS[1]), NO_TRIGGER),
+        "latest": (day(QUIET_DAYS[1] + SHIFT_OFFSET), FIRED),
+    }
     assert len(launcher.configs) == 1
     share = metrics.registry.get_sample_value("fraudrisk_drift_share", {"model": "fraud-risk"})
     assert share is not None and share >= monitored.settings.monitoring.drift_share
@@ -202,9 +223,16 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 def cli(fake: FakeChecks, launcher: RecordingLauncher) -> typer.Typer:
+    hooks = monitor_watch.WatchHooks(
+        checks=fake.checks(), launcher=launcher, tagger=RecordingTagger()
+    )
     app = typer.Typer()
-    app.command("noop")(lambda: None)  # a second command: ``watch`` stays a sub-command
-    register(app, checks=fake.checks(), launcher=launcher, tagger=RecordingTagger())
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:  # a group, so ``watch`` stays a sub-command
+        ctx.obj = hooks
+
+    app.add_typer(monitor_watch.app)
     return app
 
 

@@ -1,7 +1,7 @@
 """Test doubles of the retraining trigger: check results, a clock, a launcher and a tagger.
 
 Shared by the trigger's tests on SQLite (``test_trigger.py``) and on PostgreSQL
-(``tests/integration/test_trigger_postgres.py``), and by the watcher's and metrics' tests.
+(``tests/integration/monitoring/test_trigger_postgres.py``), and by the watcher's and metrics' tests.
 """
 
 from __future__ import annotations
@@ -25,25 +25,46 @@ def drift(drifted: bool, model_uri: str = MODEL, share: float | None = None) -> 
     """A drift result as ``drift_report`` returns it; ``drifted`` sets the verdict."""
     features = ["amount_mean_1d", "terminal_risk_7d"] if drifted else []
     return DriftResult(
-        model_uri=model_uri, model_version="3", source="lake", start=dt.date(2018, 9, 1),
-        end=dt.date(2018, 9, 7), rows=10_000, sampled_rows=10_000, drift_detected=drifted,
+        model_uri=model_uri,
+        model_version="3",
+        source="lake",
+        start=dt.date(2018, 9, 1),
+        end=dt.date(2018, 9, 7),
+        rows=10_000,
+        sampled_rows=10_000,
+        drift_detected=drifted,
         drift_share=share if share is not None else (0.5 if drifted else 0.05),
-        drifted_features=features, feature_scores={"amount_mean_1d": 0.3 if drifted else 0.01},
-        report="/reports/drift.html", report_json="/reports/drift.json",
-    )  # fmt: skip
+        drifted_features=features,
+        feature_scores={"amount_mean_1d": 0.3 if drifted else 0.01},
+        report="/reports/drift.html",
+        report_json="/reports/drift.json",
+    )
 
 
 def performance(dropped: bool, model_uri: str = MODEL) -> PerformanceResult:
     """A labelled-performance result; ``dropped`` = AP 40 % under the yardstick."""
     ap = 0.36 if dropped else 0.58
-    day = DayPerformance(day=dt.date(2018, 8, 31), variant="champion", model_version="3",
-                         transactions=9000, frauds=60, average_precision=ap,
-                         card_precision_at_k=0.25, recall_at_budget=0.5)  # fmt: skip
+    day = DayPerformance(
+        day=dt.date(2018, 8, 31),
+        variant="champion",
+        model_version="3",
+        transactions=9000,
+        frauds=60,
+        average_precision=ap,
+        card_precision_at_k=0.25,
+        recall_at_budget=0.5,
+    )
     return PerformanceResult(
-        model_uri=model_uri, model_version="3", start=dt.date(2018, 8, 25),
-        end=dt.date(2018, 8, 31), days=[day], average_precision=ap,
-        expected_average_precision=0.6, drop=(0.6 - ap) / 0.6, drop_detected=dropped,
-    )  # fmt: skip
+        model_uri=model_uri,
+        model_version="3",
+        start=dt.date(2018, 8, 25),
+        end=dt.date(2018, 8, 31),
+        days=[day],
+        average_precision=ap,
+        expected_average_precision=0.6,
+        drop=(0.6 - ap) / 0.6,
+        drop_detected=dropped,
+    )
 
 
 class Clock:
@@ -62,8 +83,13 @@ class Clock:
 class RecordingLauncher:
     """Records each training configuration; answers with a new version (or fails on demand)."""
 
-    def __init__(self, fail_first: int = 0, state: str = "SUCCEEDED", delay_s: float = 0.0,
-                 version: bool = True) -> None:  # fmt: skip
+    def __init__(
+        self,
+        fail_first: int = 0,
+        state: str = "SUCCEEDED",
+        delay_s: float = 0.0,
+        version: bool = True,
+    ) -> None:
         self.configs: list[Any] = []
         self.fail_first, self.state, self.delay_s, self.version = (
             fail_first,
@@ -80,9 +106,14 @@ class RecordingLauncher:
         time.sleep(self.delay_s)
         if calls <= self.fail_first:
             raise RuntimeError("Task 'tune' finished with status FAILURE")
-        return LaunchResult(where="remote", host="https://kfp.example", run_id=f"run-{calls}",
-                            state=self.state, version=str(calls) if self.version else None,
-                            seconds=0.1)  # fmt: skip
+        return LaunchResult(
+            where="remote",
+            host="https://kfp.example",
+            run_id=f"run-{calls}",
+            state=self.state,
+            version=str(calls) if self.version else None,
+            seconds=0.1,
+        )
 
 
 class RecordingTagger:
@@ -93,8 +124,9 @@ class RecordingTagger:
         self.tags[version] = tags
 
 
-def decide_at_once(triggers: Sequence[RetrainingTrigger], result: CheckResult,
-                   report: str) -> list[str]:  # fmt: skip
+def decide_at_once(
+    triggers: Sequence[RetrainingTrigger], result: CheckResult, report: str
+) -> list[str]:
     """Every trigger decides about the same result at the same moment (one thread each).
 
     Returns:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraudrisk.training import models
+from fraudrisk.training import estimators as models
 from fraudrisk.training.explain import shap_summary_plot, shap_values
 from fraudrisk.training.recipes import Recipe
 from fraudrisk.training.report import evaluation_artifacts

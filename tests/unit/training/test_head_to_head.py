@@ -14,13 +14,13 @@ from tests.support.models import fit_calibrated, register_xgboost
 
 from fraudrisk.config import MlflowSettings, Settings
 from fraudrisk.features.definitions import FEATURE_NAMES
+from fraudrisk.registry.versions import bootstrap_champion
 from fraudrisk.training.calibrate import CalibratedModel
 from fraudrisk.training.gate import HeadToHead
 from fraudrisk.training.head_to_head import compare_on_holdout
+from fraudrisk.training.holdout import rows_between
 from fraudrisk.training.metrics import average_precision
 from fraudrisk.training.recipes import TUNED_56DAY
-from fraudrisk.training.registry import bootstrap_champion
-from fraudrisk.training.windows import rows_between
 
 HOLDOUT = (dt.date(2018, 5, 3), dt.date(2018, 5, 10))
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from fraudrisk import pipeline_cli
 from fraudrisk.config import get_settings
 from fraudrisk.training import launch
+from fraudrisk.training import pipelines as pipeline_cli
 
 EXECUTING = "10:09:10.878 - INFO - Executing task \x1b[96m'tune'\x1b[0m"
 FINISHED = "10:13:03.294 - INFO - Task \x1b[96m'tune'\x1b[0m finished with status SUCCESS"

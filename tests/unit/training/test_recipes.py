@@ -11,7 +11,7 @@ from sklearn.pipeline import Pipeline
 from xgboost import XGBClassifier
 
 from fraudrisk.features.definitions import BASELINE_NAMES, FEATURE_NAMES
-from fraudrisk.training import models
+from fraudrisk.training import estimators as models
 from fraudrisk.training.recipes import RECORDED, Recipe
 
 

@@ -44,25 +44,45 @@ def transactions_frame(rows: list[tuple[int, int, int, int]]) -> pd.DataFrame:
 
 HAND_ROWS = [
     # customer 1: fraud in train -> every test transaction dropped
-    (1, 4, 100, 1), (1, 16, 100, 0), (1, 20, 100, 0),
+    (1, 4, 100, 1),
+    (1, 16, 100, 0),
+    (1, 20, 100, 0),
     # customer 2: fraud on delay day 10 = s+7+k-1 for k=2 -> dropped from test day 18 on
-    (2, 5, 100, 0), (2, 10, 100, 1), (2, 17, 100, 0), (2, 18, 100, 0), (2, 22, 100, 0),
+    (2, 5, 100, 0),
+    (2, 10, 100, 1),
+    (2, 17, 100, 0),
+    (2, 18, 100, 0),
+    (2, 22, 100, 0),
     # customer 3: fraud on the last delay day 15, never visible during the test
-    (3, 15, 100, 1), (3, 16, 100, 0), (3, 22, 100, 0),
+    (3, 15, 100, 1),
+    (3, 16, 100, 0),
+    (3, 22, 100, 0),
     # customer 4: fraud before the training window, unknown to the book's filter
-    (4, 1, 100, 1), (4, 16, 100, 0),
+    (4, 1, 100, 1),
+    (4, 16, 100, 0),
     # customer 5: fraud during the test itself: never used to filter
-    (5, 17, 100, 1), (5, 21, 100, 0),
+    (5, 17, 100, 1),
+    (5, 21, 100, 0),
     # customer 6: legit, on the window boundaries
-    (6, 1, DAY_SECONDS - 1, 0), (6, 2, 0, 0), (6, 8, DAY_SECONDS - 1, 0), (6, 9, 0, 0),
-    (6, 15, 100, 0), (6, 16, 100, 0), (6, 23, 100, 0),
+    (6, 1, DAY_SECONDS - 1, 0),
+    (6, 2, 0, 0),
+    (6, 8, DAY_SECONDS - 1, 0),
+    (6, 9, 0, 0),
+    (6, 15, 100, 0),
+    (6, 16, 100, 0),
+    (6, 23, 100, 0),
     # customer 7: fraud on day 14 = s+7+6-1 -> dropped from test day 22 only
-    (7, 14, 100, 1), (7, 21, 100, 0), (7, 22, 100, 0),
+    (7, 14, 100, 1),
+    (7, 21, 100, 0),
+    (7, 22, 100, 0),
     # customer 8: fraud in the last second of training
-    (8, 8, DAY_SECONDS - 1, 1), (8, 16, 100, 0),
+    (8, 8, DAY_SECONDS - 1, 1),
+    (8, 16, 100, 0),
     # customer 9: fraud on the first delay day 9 -> visible to test day 17, not 16
-    (9, 9, 100, 1), (9, 16, 100, 0), (9, 17, 100, 0),
-]  # fmt: skip
+    (9, 9, 100, 1),
+    (9, 16, 100, 0),
+    (9, 17, 100, 0),
+]
 
 
 def customer_days(frame: pd.DataFrame) -> set[tuple[int, int]]:

@@ -12,11 +12,13 @@ import pytest
 from tests.support.data import PERMISSIVE, build_lake
 
 from fraudrisk.config import Settings, get_settings
-from fraudrisk.training import registry, results
+from fraudrisk.registry import versions as registry
+from fraudrisk.registry.mlflow_io import mlflow_client
+from fraudrisk.training import results
+from fraudrisk.training.holdout import plan_windows
 from fraudrisk.training.run import TrainingResult, resolve_recipe, run_training
 from fraudrisk.training.step_files import read_dataset
 from fraudrisk.training.tune import default_study_name
-from fraudrisk.training.windows import plan_windows
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +102,7 @@ def test_artifacts_and_metrics_json(first_run: TrainingResult) -> None:
 
 
 def test_registered_run_records_recipe_and_gate_metrics(first_run: TrainingResult) -> None:
-    client = registry.mlflow_client(get_settings())
+    client = mlflow_client(get_settings())
     run = client.get_run(first_run.version.run_id)
     assert resolve_recipe("TUNED_56DAY").model == "xgboost"
     recorded = run.data.params["recipe"]
@@ -150,7 +152,7 @@ def test_trials_are_nested_mlflow_runs_and_a_second_run_resumes(
     first_run: TrainingResult, home: Path, lake: tuple[str, str]
 ) -> None:
     settings = get_settings()
-    client = registry.mlflow_client(settings)
+    client = mlflow_client(settings)
     experiment = client.get_experiment_by_name("fraud-risk")
     assert experiment is not None
     trials = client.search_runs([experiment.experiment_id], "attributes.run_name LIKE 'trial-%'")

@@ -1,1 +1,0 @@
-"""fraudrisk.streaming: stream scorer and replay of lake transactions into Kafka."""
