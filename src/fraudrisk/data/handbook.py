@@ -1,6 +1,6 @@
 """The handbook preset: the published benchmark dataset, reproduced row for row.
 
-Follows §1 of ``shared/specs/handbook-benchmark.md`` draw for draw: numpy's legacy
+Follows §1 of ``docs/handbook-benchmark.md`` draw for draw: numpy's legacy
 ``RandomState`` and Python's ``random`` with the same seeds, called in the same order as the
 book's generator. Customers are seeded one by one, so they are generated in parallel worker
 processes without changing a single draw; the fraud scenarios are applied afterwards exactly

@@ -1,4 +1,4 @@
-"""Evaluation metrics of the handbook protocol (§3 of ``shared/specs/handbook-benchmark.md``).
+"""Evaluation metrics of the handbook protocol (§3 of ``docs/handbook-benchmark.md``).
 
 Two threshold-free transaction metrics (AUC ROC and Average Precision, from scikit-learn) and
 the handbook's operational metric, Card Precision@k: the share of truly compromised cards among

@@ -1,4 +1,4 @@
-"""The handbook's evaluation protocol (§3 of ``shared/specs/handbook-benchmark.md``).
+"""The handbook's evaluation protocol (§3 of ``docs/handbook-benchmark.md``).
 
 A recipe is retrained and assessed on the baseline split (train 2018-07-25 → 07-31, 7-day
 delay, test 08-08 → 08-14 with known-card filtering) and on the 4 prequential test folds
