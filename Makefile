@@ -49,8 +49,10 @@ test: install sysdeps ## Install what the tests need, check the layers, then run
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
-test-fast: install sysdeps ## Run the suite without the slow tests
-	$(BIN)/python -m pytest -m "not slow"
+# tests/unit only: in process, no subprocess nor service (tests/unit/conftest.py refuses them).
+# One file per worker: a module's fixtures (a training run, a registered model) are built once.
+test-fast: install ## Run the unit tests (tests/unit: no services, no subprocesses)
+	$(BIN)/python -m pytest tests/unit -n $(PYTEST_WORKERS) --dist loadfile -q
 
 lint: install ## ruff lint + format check + import-linter contracts (layers, no cycles)
 	$(BIN)/ruff check src tests benchmarks serving components pipelines

@@ -122,9 +122,7 @@ def scipy_loop(settings: Settings, model_uri: str, start: dt.date, end: dt.date)
 
     model = load_model(settings, model_uri)
     reference = load_reference(settings, model_uri)
-    rows = read_feature_days(
-        settings, str(settings.home / "features"), start, end, model.feature_names
-    )
+    rows = read_feature_days(settings, settings.feature_table_uri, start, end, model.feature_names)
     scores = model.probability(rows[list(model.feature_names)].to_numpy(np.float32))
     drifted = sum(
         ks_2samp(reference.rows[name], rows[name]).pvalue < 0.05 for name in model.feature_names

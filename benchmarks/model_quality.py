@@ -124,10 +124,10 @@ def parse_args() -> argparse.Namespace:
     """Command-line options; the defaults come from the platform settings."""
     settings = get_settings()
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--table", default=str(settings.home / "features"), help="feature table")
+    parser.add_argument("--table", default=settings.feature_table_uri, help="feature table")
     parser.add_argument("--lake", default=settings.lake_uri, help="lake with the labels")
     parser.add_argument("--trials", type=int, default=0, help="Optuna trials per tuned row")
-    parser.add_argument("--study-dir", default=str(settings.home / "optuna"), help="study dir")
+    parser.add_argument("--study-dir", default=str(settings.optuna_dir), help="study dir")
     default_out = Path(__file__).resolve().parents[1] / "docs" / "results.md"
     parser.add_argument("--out", default=str(default_out), help="markdown file to write")
     return parser.parse_args()

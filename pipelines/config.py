@@ -61,6 +61,6 @@ class TrainingPipelineConfig(BaseModel):
 
         settings = get_settings()
         values = self.model_dump(mode="json", exclude_none=True)  # KFP rejects None
-        values["table_uri"] = self.table_uri or str(settings.home / "features")
+        values["table_uri"] = self.table_uri or settings.feature_table_uri
         values["lake_uri"] = self.lake_uri or settings.lake_uri
         return values

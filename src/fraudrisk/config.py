@@ -385,7 +385,7 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_artifacts_uri(self) -> str:
-        """Artifact root (a ``file:`` URI) of a new experiment in a local store: HOME/mlartifacts."""
+        """Artifact root (``file:`` URI) of a new experiment in a local store: HOME/mlartifacts."""
         return (self.home / "mlartifacts").resolve().as_uri()
 
     @property

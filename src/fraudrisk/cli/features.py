@@ -27,7 +27,7 @@ app = typer.Typer(
 
 def default_table_uri() -> str:
     """The feature table under FRAUDRISK_HOME."""
-    return str(get_settings().home / "features")
+    return get_settings().feature_table_uri
 
 
 @app.command(
@@ -113,7 +113,7 @@ def apply(
 
     settings = get_settings()
     began = time.perf_counter()
-    names = feast_store.apply(settings, table or str(settings.home / "features"))
+    names = feast_store.apply(settings, table or settings.feature_table_uri)
     console.print(
         f"applied {len(names)} objects to {settings.feast_repo_path} "
         f"({settings.feast.online_store} online store) in {time.perf_counter() - began:.1f} s:"

@@ -108,7 +108,7 @@ def down(
         console.print(f"kafka broker at {broker.bootstrap} stopped")
     state_path().unlink(missing_ok=True)
     if purge:
-        data_dir = broker.data_dir if broker else get_settings().home / "kafka" / "data"
+        data_dir = broker.data_dir if broker else get_settings().kafka_data_dir
         if data_dir is not None:
             shutil.rmtree(data_dir, ignore_errors=True)
             console.print(f"deleted {data_dir}")

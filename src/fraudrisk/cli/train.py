@@ -19,7 +19,7 @@ app = typer.Typer()
 
 def default_table_uri() -> str:
     """The feature table under FRAUDRISK_HOME."""
-    return str(get_settings().home / "features")
+    return get_settings().feature_table_uri
 
 
 def require_feature_table(table_uri: str) -> None:

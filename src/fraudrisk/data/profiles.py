@@ -47,19 +47,6 @@ def reachable_terminals_exact(
     return _csr(counts, ids)
 
 
-def reachable_terminals_fast(
-    customer_xy: np.ndarray, terminal_xy: np.ndarray, radius: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Terminals within ``radius`` of each customer, via a k-d tree (for large populations)."""
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(terminal_xy)
-    neighbours = tree.query_ball_point(customer_xy, r=radius, return_sorted=True)
-    counts = np.fromiter((len(n) for n in neighbours), dtype=np.int64, count=len(neighbours))
-    flat = np.fromiter((t for n in neighbours for t in n), dtype=np.int64, count=int(counts.sum()))
-    return _csr([counts], [flat])
-
-
 def _csr(counts: list[np.ndarray], ids: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     all_counts = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
     offsets = np.zeros(len(all_counts) + 1, dtype=np.int64)

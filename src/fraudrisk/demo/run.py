@@ -38,7 +38,7 @@ def run_demo() -> int:
     simulate_lake(lake)
     if not summarise_lake(lake, settings):
         return 1
-    table_uri = str(settings.home / "features")
+    table_uri = settings.feature_table_uri
     build_feature_table(settings, table_uri)
     if not serve_online_features(settings, table_uri):
         return 1

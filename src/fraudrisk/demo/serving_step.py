@@ -80,7 +80,7 @@ class _Server:
         from fraudrisk.io.kafka_broker import free_port
 
         self.port = free_port()
-        self.log = settings.home / "serving" / "serve.log"
+        self.log = settings.serving_dir / "serve.log"
         self.command = [
             sys.executable,
             "-m",

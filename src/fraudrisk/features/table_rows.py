@@ -22,11 +22,6 @@ from fraudrisk.io.partitioned import partition_name
 ID_COLUMNS: tuple[str, ...] = ("transaction_id", "tx_datetime")
 
 
-def default_table_uri(settings: Settings) -> str:
-    """The feature table under FRAUDRISK_HOME (where ``fraudrisk features build`` writes)."""
-    return str(settings.home / "features")
-
-
 def table_days(table_uri: str, settings: Settings) -> list[dt.date]:
     """The day partitions of the feature table (empty when there is no table)."""
     try:

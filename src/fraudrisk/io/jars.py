@@ -60,7 +60,7 @@ def pom_path(name: JarSet) -> Path:
 def jars_root() -> Path:
     """Where jar sets are cached: ``$FRAUDRISK_JARS_DIR`` or ``$FRAUDRISK_HOME/jars``."""
     override = os.environ.get(JARS_DIR_ENV, "").strip()
-    return Path(override) if override else get_settings().home / "jars"
+    return Path(override) if override else get_settings().jars_dir
 
 
 def pom_hash(pom: Path) -> str:
@@ -119,15 +119,6 @@ def resolve_jars(name: JarSet, root: Path | None = None) -> list[Path]:
             require_tools()
             _copy_dependencies(pom, target, digest)
     return sorted(target.glob("*.jar"))
-
-
-def spark_kafka_jars_conf(root: Path | None = None) -> str:
-    """The Spark Kafka connector jars, comma-separated, for the ``spark.jars`` setting.
-
-    Args:
-        root: The jars cache; default: :func:`jars_root`.
-    """
-    return ",".join(str(jar) for jar in resolve_jars("spark-kafka", root))
 
 
 def _copy_dependencies(pom: Path, target: Path, digest: str) -> None:

@@ -179,7 +179,7 @@ class LocalKafkaBroker:
         if self.is_running():
             raise KafkaBrokerError(f"broker already running at {self.bootstrap}")
         port, controller_port = port or free_port(), controller_port or free_port()
-        self.data_dir = (data_dir or get_settings().home / "kafka" / "data").resolve()
+        self.data_dir = (data_dir or get_settings().kafka_data_dir).resolve()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "server.properties"
         partitions = get_settings().kafka.partitions

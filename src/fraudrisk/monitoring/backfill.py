@@ -18,7 +18,7 @@ from mlflow.entities.model_registry import ModelVersion
 
 from fraudrisk.config import Settings
 from fraudrisk.errors import MonitoringError
-from fraudrisk.features.table_rows import default_table_uri, read_feature_days
+from fraudrisk.features.table_rows import read_feature_days
 from fraudrisk.registry.mlflow_io import mlflow_client
 from fraudrisk.registry.references import (
     ARTIFACT_DIR,
@@ -68,7 +68,7 @@ def build_missing_reference(
 
     version = resolve_version(settings, model_uri)
     recorded = _recorded_training(dict(version.tags))
-    table = table_uri or recorded.get("table_uri") or default_table_uri(settings)
+    table = table_uri or recorded.get("table_uri") or settings.feature_table_uri
     first, last = start or recorded.get("start"), end or recorded.get("end")
     if first is None or last is None:
         raise MonitoringError(

@@ -59,12 +59,12 @@ def latest_day(settings: Settings, source: Source) -> dt.date:
         MonitoringError: If the source holds no data yet.
     """
     if source == "lake":
-        from fraudrisk.features.table_rows import default_table_uri, table_days
+        from fraudrisk.features.table_rows import table_days
 
-        days = table_days(default_table_uri(settings), settings)
+        days = table_days(settings.feature_table_uri, settings)
         if not days:
             raise MonitoringError(
-                f"no feature table at {default_table_uri(settings)}: run `fraudrisk features "
+                f"no feature table at {settings.feature_table_uri}: run `fraudrisk features "
                 "build` first, or watch --source scores"
             )
         return max(days)

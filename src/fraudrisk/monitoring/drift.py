@@ -21,7 +21,6 @@ from typing import Any
 from fraudrisk.config import Settings
 from fraudrisk.console import err_console
 from fraudrisk.errors import MonitoringError
-from fraudrisk.features.table_rows import default_table_uri
 from fraudrisk.monitoring.backfill import ensure_reference
 from fraudrisk.monitoring.drift_windows import Window, read_window
 from fraudrisk.monitoring.evidently_drift import DriftAnalysis, analyse
@@ -67,7 +66,7 @@ def drift_report(
         raise MonitoringError(f"the window ends ({end}) before it starts ({start})")
     model, reference = _model_and_reference(settings, model_uri)
     window = read_window(
-        settings, model, source, start, end, table_uri or default_table_uri(settings)
+        settings, model, source, start, end, table_uri or settings.feature_table_uri
     )
     features = model.feature_names if window.with_features else ()
     stem = f"{model.card.name}_v{model.card.version}_{source}_{start}_{end}"

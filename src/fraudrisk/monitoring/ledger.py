@@ -32,7 +32,6 @@ Clock = Callable[[], dt.datetime]
 
 FIRED, SUPPRESSED, NO_TRIGGER, FAILED = "fired", "suppressed", "no_trigger", "failed"
 LAUNCHING = "launching"  # a claim (and its decision) while the pipeline runs
-OUTCOMES = (FIRED, SUPPRESSED, NO_TRIGGER, FAILED, LAUNCHING)
 SUPPORTED = ("sqlite", "postgresql")
 
 METADATA = sa.MetaData()

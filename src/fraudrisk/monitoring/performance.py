@@ -248,7 +248,7 @@ def _lake_scores(
 
     from fraudrisk.features.table import FeatureTable
 
-    uri = table_uri or str(settings.home / "features")
+    uri = table_uri or settings.feature_table_uri
     table = FeatureTable.open(uri, settings.lake)
     try:
         dataset = ds.dataset(

@@ -113,5 +113,5 @@ def trigger_step(
 
 def textfile_path(settings: Settings, metrics_dir: str, step: str) -> Path:
     """The step's ``.prom`` file for node-exporter's textfile collector (empty dir = HOME)."""
-    folder = Path(metrics_dir) if metrics_dir else settings.home / "monitoring" / "metrics"
+    folder = Path(metrics_dir) if metrics_dir else settings.monitoring_metrics_dir
     return folder / f"{step}.prom"

@@ -27,7 +27,7 @@ _REMOTE = ("http://", "https://")
 
 def workspace_location(settings: Settings) -> str:
     """The workspace folder or URL (default ``HOME/monitoring/workspace``)."""
-    return settings.monitoring.workspace or str(settings.home / "monitoring" / "workspace")
+    return settings.monitoring_workspace
 
 
 def is_remote(location: str) -> bool:

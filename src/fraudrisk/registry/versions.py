@@ -275,7 +275,7 @@ def _experiment_id(explicit: MlflowClient, settings: Settings, options: Registry
         return str(found.experiment_id)
     location: str | None = options.artifact_location or None
     if location is None and urlparse(settings.mlflow_tracking_uri).scheme not in ("http", "https"):
-        location = (settings.home / "mlartifacts").resolve().as_uri()
+        location = settings.mlflow_artifacts_uri
     return str(explicit.create_experiment(options.experiment_name, artifact_location=location))
 
 

@@ -73,7 +73,7 @@ class Workspace:
     @property
     def state_path(self) -> Path:
         """``HOME/serving/canary.json``."""
-        return self.settings.home / "serving" / "canary.json"
+        return _state_path(self.settings)
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def default_manifest(settings: Settings) -> Path:
     Raises:
         CanaryError: Neither exists (pass ``--manifest``).
     """
-    path = settings.home / "serving" / "inferenceservice.yaml"
+    path = settings.serving_dir / "inferenceservice.yaml"
     if not path.exists():
         if not COMMITTED_MANIFEST.is_file():
             raise CanaryError(f"no manifest at {path} and none to copy: pass --manifest FILE")
@@ -140,9 +140,13 @@ def default_manifest(settings: Settings) -> Path:
     return path
 
 
+def _state_path(settings: Settings) -> Path:
+    return settings.serving_dir / "canary.json"
+
+
 def load_state(settings: Settings) -> CanaryState | None:
     """The recorded canary, None when none is recorded."""
-    path = settings.home / "serving" / "canary.json"
+    path = _state_path(settings)
     return CanaryState.model_validate_json(path.read_text()) if path.is_file() else None
 
 

@@ -39,7 +39,7 @@ class KustomizeError(RuntimeError):
 def bin_dir() -> Path:
     """Where tool binaries are cached: ``$FRAUDRISK_BIN_DIR`` or ``$FRAUDRISK_HOME/bin``."""
     override = os.environ.get(BIN_DIR_ENV, "").strip()
-    return Path(override) if override else get_settings().home / "bin"
+    return Path(override) if override else get_settings().bin_dir
 
 
 def installed_version(binary: Path) -> str | None:

@@ -130,7 +130,7 @@ def launch_training(
 
 def _log_path(settings: Settings) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return settings.home.resolve() / "kfp" / "logs" / f"{PIPELINE}-{stamp}.log"
+    return settings.kfp_dir.resolve() / "logs" / f"{PIPELINE}-{stamp}.log"
 
 
 def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> Path:
@@ -138,7 +138,7 @@ def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> 
     from fraudrisk.training.pipelines import run_local
 
     home = settings.home.resolve()
-    workdir = home / "kfp"
+    workdir = settings.kfp_dir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     arguments = config.arguments()
     for key in ("table_uri", "lake_uri"):  # before the working directory changes

@@ -142,7 +142,7 @@ def _experiment_id(client: Any, settings: Settings) -> str:
     if found is not None:
         return str(found.experiment_id)
     local = not settings.mlflow_tracking_uri.startswith(("http://", "https://"))
-    location = (settings.home / "mlartifacts").resolve().as_uri() if local else None
+    location = settings.mlflow_artifacts_uri if local else None
     return str(client.create_experiment(name, artifact_location=location))
 
 

@@ -142,7 +142,7 @@ def tune(
     if storage is None:
         from fraudrisk.config import get_settings
 
-        storage = storage_url(directory or get_settings().home / "optuna")
+        storage = storage_url(directory or get_settings().optuna_dir)
     base = Recipe(model=model, features=tuple(features), window_days=window_days, seed=seed)
     study = create_study(storage, study_name or default_study_name(model, window_days), seed)
     for params in start_from:

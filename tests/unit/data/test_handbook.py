@@ -1,6 +1,5 @@
 """The handbook preset against a literal transcription of the book's generator (small scale)."""
 
-import datetime as dt
 import random
 
 import numpy as np
@@ -9,15 +8,12 @@ import pytest
 
 from fraudrisk.data.handbook import (
     HandbookConfig,
-    assemble,
     build_profiles,
     customer_profiles,
     customer_transactions,
-    generate_raw,
     terminal_profiles,
 )
-from fraudrisk.data.scenarios import apply_handbook_scenarios, sample_ids
-from fraudrisk.data.simulate import handbook_frame
+from fraudrisk.data.scenarios import sample_ids
 
 
 def book_customer_profiles(n: int, seed: int) -> list[list[float]]:
@@ -115,31 +111,3 @@ def book_add_frauds(df: pd.DataFrame, n_customers: int, n_terminals: int) -> pd.
         df.loc[chosen, "TX_FRAUD"] = 1
         df.loc[chosen, "TX_FRAUD_SCENARIO"] = 3
     return df
-
-
-def test_scenarios_equal_the_books_add_frauds():
-    config = HandbookConfig(n_customers=100, n_terminals=200, nb_days=40)
-    profiles = build_profiles(config)
-    df = assemble(generate_raw(profiles, config.nb_days, workers=1), config.start_date)
-    book = book_add_frauds(df, config.n_customers, config.n_terminals)
-    amount, fraud, scenario = apply_handbook_scenarios(
-        df.TX_TIME_DAYS.to_numpy(),
-        df.CUSTOMER_ID.to_numpy(),
-        df.TERMINAL_ID.to_numpy(),
-        df.TX_AMOUNT.to_numpy(),
-        profiles,
-    )
-    assert set(book.TX_FRAUD_SCENARIO) == {0, 1, 2, 3}
-    assert np.array_equal(fraud, book.TX_FRAUD.to_numpy())
-    assert np.array_equal(scenario, book.TX_FRAUD_SCENARIO.to_numpy())
-    assert np.array_equal(amount, book.TX_AMOUNT.to_numpy())
-
-
-def test_frame_is_sorted_numbered_and_dated_from_the_start_date():
-    table = handbook_frame(
-        HandbookConfig(n_customers=30, n_terminals=80, nb_days=5, start_date=dt.date(2020, 1, 1))
-    ).to_pandas()
-    assert table.transaction_id.tolist() == list(range(len(table)))
-    assert table.tx_datetime.is_monotonic_increasing
-    expected = pd.Timestamp("2020-01-01") + pd.to_timedelta(table.tx_time_seconds, unit="s")
-    assert (table.tx_datetime == expected).all()

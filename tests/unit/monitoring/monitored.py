@@ -67,7 +67,7 @@ class Monitored:
 
     @property
     def table_uri(self) -> str:
-        return str(self.settings.home / "features")
+        return self.settings.feature_table_uri
 
 
 def _days(frame: pd.DataFrame, first: int, last: int) -> pd.DataFrame:

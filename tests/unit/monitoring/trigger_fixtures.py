@@ -1,7 +1,8 @@
 """Test doubles of the retraining trigger: check results, a clock, a launcher and a tagger.
 
 Shared by the trigger's tests on SQLite (``test_trigger.py``) and on PostgreSQL
-(``tests/integration/monitoring/test_trigger_postgres.py``), and by the watcher's and metrics' tests.
+(``tests/integration/monitoring/test_trigger_postgres.py``), and by the watcher's and metrics'
+tests.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from sklearn.linear_model import LogisticRegression
 
 from fraudrisk.config import MlflowSettings, Settings
 from fraudrisk.features.definitions import FEATURE_NAMES
+from fraudrisk.registry.mlflow_io import mlflow_client
 from fraudrisk.registry.versions import (
     CHALLENGER,
     CHAMPION,
@@ -22,7 +23,6 @@ from fraudrisk.registry.versions import (
     champion_metrics,
     get_alias_version,
     load_pyfunc,
-    mlflow_client,
     promote,
     register_model,
 )
