@@ -7,7 +7,8 @@ ModelServer, Kafka, PostgreSQL, Redis or moto). Tests that need one live in
 Typer's ``CliRunner``, SQLite, threads.
 
 The package-scoped fixtures that tests of several packages share are registered here, once
-for all of ``tests/unit``: ``served`` and ``monitored``.
+for all of ``tests/unit``: ``served`` and ``monitored``, and the autouse
+``mlflow_schema_template`` (new MLflow sqlite databases copied from one migrated once).
 """
 
 from __future__ import annotations
@@ -23,8 +24,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import threadpoolctl
+
+#: One OpenMP thread per process. ``make test-fast`` runs two xdist workers on two cores;
+#: XGBoost's OpenMP threads (``n_jobs=2``) spin-wait at each barrier for a sibling thread that
+#: waits for a core the other worker (or any other process) holds: fits ran 4-10x slower in the
+#: suite than alone (the ``first_run`` fixture of training/test_steps.py: 7 s alone, 35-80 s in
+#: the suite). Set before the imports below load NumPy, scikit-learn and XGBoost, whose
+#: runtimes read it when loaded (for every thread); ``threadpool_limits`` after them covers
+#: runtimes an earlier conftest loaded. OMP_NUM_THREADS set by the caller wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from tests.unit.mlflow_schema import mlflow_schema_template  # noqa: F401  (autouse)
 from tests.unit.monitoring.monitored import monitored  # noqa: F401  (monitoring, registry)
 from tests.unit.scoring.served import served  # noqa: F401  (scoring, serving, release)
+
+threadpoolctl.threadpool_limits(int(os.environ["OMP_NUM_THREADS"]))
 
 RULE = "tests/unit starts no subprocess: move this test to tests/integration"
 

@@ -52,7 +52,7 @@ class KafkaRelay:
         self.state = "stopped"
 
     def _run(self) -> None:
-        from fraudrisk.io.kafka import make_consumer
+        from fraudrisk.io.kafka import make_consumer  # deferred: see app._producer
 
         consumer = make_consumer(
             self.settings,

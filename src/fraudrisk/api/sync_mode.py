@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry
 
 from fraudrisk.config import Settings
 from fraudrisk.schemas import Transaction
-from fraudrisk.scoring.state_reader import EntityStates, StateReader
+from fraudrisk.scoring.state_reader import EntityStates, FeastStateReader, StateReader
 from fraudrisk.scoring.vectors import TransactionBatch
 from fraudrisk.serving.prometheus import scorer_metrics
 from fraudrisk.serving.variants import ServedVariants, ServiceSpec
@@ -67,8 +67,6 @@ class RetryingFeastState:
             if self._reader is None and time.monotonic() - self._last_try >= self.retry_s:
                 self._last_try = time.monotonic()
                 try:
-                    from fraudrisk.scoring.state_reader import FeastStateReader
-
                     self._reader = FeastStateReader.from_settings(self.settings)
                 except Exception as error:  # missing repo, store down: retried later
                     log.warning("online state unavailable (%s): %s", type(error).__name__, error)

@@ -68,6 +68,7 @@ class FastConfig:
 
 def build_fast_profiles(config: FastConfig, rng: np.random.Generator) -> Profiles:
     """Draw the population and each customer's reachable terminals (k-d tree, CSR form)."""
+    # deferred: scipy.spatial (≈0.3 s) only to draw the population
     from scipy.spatial import cKDTree
 
     customers = rng.uniform(

@@ -21,15 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 from rich.table import Table
 
 from fraudrisk.config import Settings
 from fraudrisk.console import console, progress_bar
 from fraudrisk.data.handbook import HandbookConfig
 from fraudrisk.data.world_changes import DriftConfig, NewPattern, continue_lake, lake_end
+from fraudrisk.demo.steps import build_feature_table
 from fraudrisk.io.lake import Lake
-from fraudrisk.monitoring.ledger import Decision
+from fraudrisk.monitoring.checks import WatchOptions
+from fraudrisk.monitoring.ledger import Decision, TriggerLedger
+from fraudrisk.monitoring.prometheus import MonitoringMetrics
 from fraudrisk.monitoring.results import PerformanceResult
+from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
+from fraudrisk.monitoring.watch import Watcher, print_round
 
 #: First day of the changed world (the day after the handbook dataset's last).
 CHANGE_DAY = dt.date(2018, 10, 1)
@@ -54,8 +60,6 @@ COMPARE_DAYS = 14
 
 def run_drift_scenario(settings: Settings, table_uri: str) -> bool:
     """Change the world, rebuild the features, watch, retrain once, compare; True when done."""
-    from fraudrisk.demo.steps import build_feature_table
-
     console.rule("[bold]8. a changing world: drift detected, retraining triggered once")
     lake = Lake.open(settings.lake_uri, settings.lake)
     if not _continue_world(lake):
@@ -101,12 +105,6 @@ def _continue_world(lake: Lake) -> bool:
 
 def _watch(settings: Settings, model_uri: str) -> list[Decision]:
     """The watcher's rounds on :data:`WATCH_DAYS`; the decisions of every round."""
-    from fraudrisk.monitoring.checks import WatchOptions
-    from fraudrisk.monitoring.ledger import TriggerLedger
-    from fraudrisk.monitoring.prometheus import MonitoringMetrics
-    from fraudrisk.monitoring.trigger import RetrainingTrigger, TriggerOptions
-    from fraudrisk.monitoring.watch import Watcher, print_round
-
     options = TriggerOptions.from_settings(settings, training_config=_retraining_config(settings))
     ledger, metrics = TriggerLedger(settings.db_url), MonitoringMetrics()
     decisions: list[Decision] = []
@@ -126,6 +124,7 @@ def _watch(settings: Settings, model_uri: str) -> list[Decision]:
 
 def _retraining_config(settings: Settings) -> Path:
     """The training run configuration the trigger submits: the demo's small tuning budget."""
+    # deferred: pulls mlflow, kfp, optuna (≈2 s)
     from fraudrisk.training.launch import training_config
 
     config: Any = training_config(n_trials=RETRAIN_TRIALS, timeout_s=RETRAIN_TIMEOUT_S)
@@ -137,9 +136,7 @@ def _retraining_config(settings: Settings) -> Path:
 
 def _print_gate(settings: Settings, version: str) -> None:
     """What the gate compared the new version with, as recorded on the version."""
-    from pydantic import ValidationError
-
-    from fraudrisk.registry.mlflow_io import mlflow_client
+    from fraudrisk.registry.mlflow_io import mlflow_client  # deferred: pulls mlflow (≈1 s)
     from fraudrisk.registry.versions import GATE_TAG
     from fraudrisk.training.gate import GateResult
 
@@ -161,6 +158,7 @@ def _print_gate(settings: Settings, version: str) -> None:
 
 def _compare(settings: Settings, champion: str, version: str, table_uri: str) -> None:
     """Both models, labelled, on the last :data:`COMPARE_DAYS` changed days."""
+    # deferred: pulls sklearn, scipy (≈0.6 s)
     from fraudrisk.monitoring.performance import labelled_performance
 
     last = CHANGE_DAY + dt.timedelta(days=CHANGED_DAYS - 1)

@@ -15,9 +15,14 @@ import time
 from typing import Any
 
 import httpx
+from rich.table import Table
 
 from fraudrisk.config import Settings
 from fraudrisk.console import console
+from fraudrisk.io.kafka_broker import free_port
+from fraudrisk.io.lake import Lake
+from fraudrisk.release import canary
+from fraudrisk.training.recipes import TUNED_56DAY
 from fraudrisk.vocab import APPROVE, CANARY, MODEL_NAME, VARIANT_NAMES
 
 #: The canary's share of requests in the demo.
@@ -34,8 +39,6 @@ def serve_with_canary(settings: Settings, table_uri: str) -> bool:
     version = _register_challenger(settings, table_uri)
     if version is None:
         return False
-    from fraudrisk.release import canary
-
     manifest = canary.default_manifest(settings)
     with _Server(settings, str(manifest)) as url:
         workspace = canary.workspace(settings, manifest, endpoint=url, local=True)
@@ -53,8 +56,7 @@ def serve_with_canary(settings: Settings, table_uri: str) -> bool:
 
 
 def _register_challenger(settings: Settings, table_uri: str) -> str | None:
-    from fraudrisk.training.recipes import TUNED_56DAY
-    from fraudrisk.training.run import run_training
+    from fraudrisk.training.run import run_training  # deferred: pulls mlflow, kfp, optuna (≈2 s)
 
     console.print("training a challenger: the champion's recipe with seed 1 (no tuning)")
     result = run_training(
@@ -77,8 +79,6 @@ class _Server:
     """``fraudrisk serve --manifest`` in a subprocess on a free port, stopped on exit."""
 
     def __init__(self, settings: Settings, manifest: str) -> None:
-        from fraudrisk.io.kafka_broker import free_port
-
         self.port = free_port()
         self.log = settings.serving_dir / "serve.log"
         self.command = [
@@ -130,8 +130,6 @@ def _wait_for_variant(url: str, variant: str, timeout_s: float = 60) -> None:
 
 
 def _send_test_week(settings: Settings, url: str) -> list[dict[str, Any]]:
-    from fraudrisk.io.lake import Lake
-
     lake = Lake.open(settings.lake_uri)
     days = lake.days()
     columns = ["transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount"]
@@ -159,8 +157,6 @@ def _send_test_week(settings: Settings, url: str) -> list[dict[str, Any]]:
 
 
 def _print_answers(answers: list[dict[str, Any]]) -> None:
-    from rich.table import Table
-
     by_variant = collections.Counter((a["variant"], a["model_version"]) for a in answers)
     shares = ", ".join(
         f"{v} v{m}: {n:,} ({n / len(answers):.0%})" for (v, m), n in sorted(by_variant.items())

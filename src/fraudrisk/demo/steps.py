@@ -12,6 +12,10 @@ from fraudrisk.console import console, progress_bar
 from fraudrisk.data.handbook import HandbookConfig
 from fraudrisk.data.simulate import handbook_days, write_days
 from fraudrisk.data.summary import inspect_lake, plot_daily, print_report
+from fraudrisk.features import feast_store
+from fraudrisk.features.batch import build_features
+from fraudrisk.features.spark import get_spark
+from fraudrisk.features.table import FeatureTable
 from fraudrisk.io.lake import Lake
 from fraudrisk.vocab import CHAMPION_ALIAS
 
@@ -56,9 +60,6 @@ def build_feature_table(settings: Settings, table_uri: str, title: str | None = 
         table_uri: The feature table to write.
         title: A heading printed instead of step 3's rule, or None.
     """
-    from fraudrisk.features.batch import build_features
-    from fraudrisk.features.spark import get_spark
-
     if title is None:
         console.rule("[bold]3. build the features with Spark (local[*])")
     else:
@@ -76,9 +77,6 @@ def build_feature_table(settings: Settings, table_uri: str, title: str | None = 
 
 def serve_online_features(settings: Settings, table_uri: str) -> bool:
     """Step 4: Feast apply + materialise, then an online lookup checked against the batch row."""
-    from fraudrisk.features import feast_store
-    from fraudrisk.features.table import FeatureTable
-
     console.rule("[bold]4. Feast: apply the repo, materialise the online store, look up")
     applied = feast_store.apply(settings, table_uri)
     console.print(f"applied {len(applied)} Feast objects to {settings.feast_repo_path}")
@@ -106,6 +104,7 @@ def serve_online_features(settings: Settings, table_uri: str) -> bool:
 
 def train_model(settings: Settings, table_uri: str) -> bool:
     """Step 5: the training pipeline under kfp.local; print what it registered."""
+    # deferred: pulls mlflow, kfp, optuna (≈2 s)
     from fraudrisk.training.launch import launch_training, training_config
 
     console.rule("[bold]5. train: the Kubeflow training pipeline under kfp.local")
@@ -132,7 +131,7 @@ def train_model(settings: Settings, table_uri: str) -> bool:
 
 def print_registered(settings: Settings, version: str) -> None:
     """The version's aliases, test metrics beside the book's best, and its plots on disk."""
-    from fraudrisk.training import results
+    from fraudrisk.training import results  # deferred: pulls mlflow, kfp, optuna (≈2 s)
 
     names = results.aliases(settings, version)
     console.print(f"registered {settings.mlflow.model_name} version {version}, aliases: {names}")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,9 +35,20 @@ from typing import Any
 import httpx
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import sqlalchemy as sa
+from rich.table import Table
 
+from fraudrisk.alerts.store import SCORES, AlertStore
+from fraudrisk.api.auth import SCOPE_WRITE, hash_api_key, new_api_key
 from fraudrisk.config import Settings
 from fraudrisk.console import console
+from fraudrisk.features.table import FeatureTable
+from fraudrisk.io.kafka import ensure_topics
+from fraudrisk.io.kafka_broker import LocalKafkaBroker, free_port
+from fraudrisk.io.lake import Lake
+from fraudrisk.scoring.model import load_model
 from fraudrisk.vocab import APPROVE, DECLINE, REVIEW
 
 #: Transactions per API request (the API's default limit is 1,000).
@@ -82,8 +94,6 @@ def run_stream_step(
         f"end ({scored / max(sent_s + waited, 1e-9):,.0f} tx/s); "
         f"stream scorer: {scorer_line or 'no summary'}"
     )
-    from fraudrisk.alerts.store import AlertStore
-
     store = AlertStore(f"sqlite:///{work / 'alerts.db'}")
     try:
         _print_decisions(store)
@@ -97,8 +107,6 @@ def run_stream_step(
 
 def test_week(settings: Settings, max_transactions: int) -> Week:
     """The lake's last 7 days in time order, at most ``max_transactions`` of them."""
-    from fraudrisk.io.lake import Lake
-
     lake = Lake.open(settings.lake_uri, settings.lake)
     days = lake.days()
     if not days:
@@ -132,10 +140,6 @@ class _Services:
 @contextlib.contextmanager
 def _services(settings: Settings, work: Path, week_start: dt.date) -> Iterator[_Services]:
     """Kafka, the scorer and the API on free loopback ports; all stopped on the way out."""
-    from fraudrisk.api.auth import SCOPE_WRITE, hash_api_key, new_api_key
-    from fraudrisk.io.kafka import ensure_topics
-    from fraudrisk.io.kafka_broker import LocalKafkaBroker, free_port
-
     broker = LocalKafkaBroker()
     processes: list[subprocess.Popen[bytes]] = []
     try:
@@ -190,8 +194,6 @@ def _services(settings: Settings, work: Path, week_start: dt.date) -> Iterator[_
 
 
 def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    import os
-
     with log.open("wb") as sink:
         return subprocess.Popen(
             argv, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
@@ -258,8 +260,6 @@ def _send(services: _Services, week: Week) -> float:
 
 def _wait_scored(services: _Services, expected: int) -> tuple[int, float]:
     """Wait until the store holds ``expected`` scores; (scores, seconds waited)."""
-    from fraudrisk.alerts.store import AlertStore
-
     store = AlertStore(services.store_url)
     began = time.perf_counter()
     try:
@@ -285,10 +285,6 @@ def _last_line(log: Path, prefix: str) -> str:
 
 
 def _print_decisions(store: Any) -> None:
-    import sqlalchemy as sa
-
-    from fraudrisk.alerts.store import SCORES
-
     query = sa.select(SCORES.c.decision, sa.func.count()).group_by(SCORES.c.decision)
     with store.engine.connect() as connection:
         counts = Counter({str(d): int(n) for d, n in connection.execute(query)})
@@ -300,8 +296,6 @@ def _print_decisions(store: Any) -> None:
 
 
 def _print_top_alerts(store: Any, limit: int = 5) -> None:
-    from rich.table import Table
-
     table = Table(title="top alerts by expected loss (risk × amount), with their reason codes")
     for column in ("transaction", "customer", "amount", "risk", "decision", "top reasons"):
         table.add_column(column)
@@ -339,14 +333,6 @@ def offline_agreement(
     Returns:
         ``(equal, compared, largest absolute difference)``.
     """
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-    import sqlalchemy as sa
-
-    from fraudrisk.alerts.store import SCORES
-    from fraudrisk.features.table import FeatureTable
-    from fraudrisk.scoring.model import load_model
-
     model = load_model(settings, settings.serving.model_uri)
     storage = FeatureTable.open(table_uri, settings.lake).storage
     dataset = ds.dataset(storage.root, filesystem=storage.fs, format="parquet", partitioning="hive")

@@ -21,6 +21,7 @@ from fraudrisk.features.chunks import plan_chunks
 from fraudrisk.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION
 from fraudrisk.features.quality import raise_on_problems
 from fraudrisk.features.table import FeatureTable, run_chunk
+from fraudrisk.io.lake import Lake
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -65,8 +66,6 @@ def build_features(
         FeatureQualityError: If the written table fails a data quality check.
         ValueError: If the lake is empty.
     """
-    from fraudrisk.io.lake import Lake
-
     started = dt.datetime.now(dt.UTC)
     source = Lake.open(lake_uri, lake_settings)
     days, expected = source.days(), source.count_rows()

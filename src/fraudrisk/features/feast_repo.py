@@ -69,6 +69,7 @@ def build_repo_objects(table_uri: str) -> list[object]:
 
 
 def _entities() -> tuple[Entity, Entity, Entity]:
+    # deferred: feast (≈3 s); registry.versions imports this module
     from feast import Entity, ValueType
 
     def entity(name: str, what: str) -> Entity:
@@ -88,7 +89,7 @@ def _entities() -> tuple[Entity, Entity, Entity]:
 
 
 def _file_sources(table_uri: str) -> tuple[FileSource, FileSource, FileSource]:
-    from feast import FileSource
+    from feast import FileSource  # deferred: feast (≈3 s), as in _entities
     from feast.data_format import ParquetFormat
 
     def source(name: str, path: str, timestamp: str, what: str) -> FileSource:
@@ -126,7 +127,7 @@ def _file_sources(table_uri: str) -> tuple[FileSource, FileSource, FileSource]:
 
 
 def _push_sources(customer: FileSource, terminal: FileSource) -> tuple[PushSource, PushSource]:
-    from feast import PushSource
+    from feast import PushSource  # deferred: feast (≈3 s), as in _entities
 
     return (
         PushSource(
@@ -152,7 +153,7 @@ def _views(
     customer_push: PushSource,
     terminal_push: PushSource,
 ) -> list[FeatureView]:
-    from feast import FeatureView
+    from feast import FeatureView  # deferred: feast (≈3 s), as in _entities
 
     def view(
         name: str,
@@ -217,7 +218,7 @@ def _views(
 
 
 def _fields(features: tuple[Feature, ...] | list[Feature]) -> list[Field]:
-    from feast import Field
+    from feast import Field  # deferred: feast (≈3 s), as in _entities
     from feast.types import Float64, Int64
 
     return [
@@ -227,7 +228,7 @@ def _fields(features: tuple[Feature, ...] | list[Feature]) -> list[Field]:
 
 
 def _state_fields(columns: tuple[str, ...]) -> list[Field]:
-    from feast import Field
+    from feast import Field  # deferred: feast (≈3 s), as in _entities
     from feast.types import Array, Float64, Int64
 
     return [
@@ -243,7 +244,7 @@ def _state_fields(columns: tuple[str, ...]) -> list[Field]:
 def _services(
     transaction_view: FeatureView, customer_state: FeatureView, terminal_state: FeatureView
 ) -> list[FeatureService]:
-    from feast import FeatureService
+    from feast import FeatureService  # deferred: feast (≈3 s), as in _entities
 
     return [
         FeatureService(

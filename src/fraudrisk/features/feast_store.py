@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import pyarrow as pa
+
 from fraudrisk.features.definitions import ALL_FEATURES
 from fraudrisk.features.feast_repo import PUSH_SOURCES, build_repo_objects
 from fraudrisk.features.state import CUSTOMER_STATE_COLUMNS, TERMINAL_STATE_COLUMNS
@@ -72,7 +74,7 @@ def write_feature_store_yaml(repo_path: Path | str, settings: Settings) -> Path:
     Returns:
         The path of the YAML file.
     """
-    import yaml
+    import yaml  # deferred: pyyaml comes with feast; scoring imports this module
 
     repo = Path(repo_path).resolve()
     repo.mkdir(parents=True, exist_ok=True)
@@ -89,7 +91,7 @@ def write_feature_store_yaml(repo_path: Path | str, settings: Settings) -> Path:
 
 def repo_config(settings: Settings) -> RepoConfig:
     """The Feast configuration of the platform, built in code (secrets included)."""
-    from feast.repo_config import RepoConfig
+    from feast.repo_config import RepoConfig  # deferred: feast (≈3 s) only when a store is opened
 
     repo = settings.feast_repo_path.resolve()
     return RepoConfig(repo_path=repo, **_config_dict(repo, settings, for_yaml=False))
@@ -97,7 +99,7 @@ def repo_config(settings: Settings) -> RepoConfig:
 
 def get_store(settings: Settings) -> FeatureStore:
     """A Feast ``FeatureStore`` over the platform's repo (its YAML written alongside)."""
-    from feast import FeatureStore
+    from feast import FeatureStore  # deferred: feast (≈3 s) only when a store is opened
 
     write_feature_store_yaml(settings.feast_repo_path, settings)
     return FeatureStore(config=repo_config(settings))
@@ -171,8 +173,7 @@ def push_entity_state(store: FeatureStore, entity: Entity, state: pd.DataFrame |
         state: Rows in the layout of ``_entity_state/<entity>``: the join key,
             ``state_as_of`` and the event arrays.
     """
-    import pyarrow as pa
-    from feast.data_source import PushMode
+    from feast.data_source import PushMode  # deferred: feast (≈3 s) only when pushing
 
     frame = state.to_pandas() if isinstance(state, pa.Table) else state
     store.push(PUSH_SOURCES[entity], frame, to=PushMode.ONLINE)

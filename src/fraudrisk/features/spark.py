@@ -65,6 +65,7 @@ def get_spark(
     Returns:
         The active session.
     """
+    # deferred: pyspark (features extra); the CLI imports this module
     from pyspark.sql import SparkSession
 
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # workers use this venv

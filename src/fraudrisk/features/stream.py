@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import pyarrow as pa
 
 from fraudrisk.config import Settings
+from fraudrisk.features import feast_store
 from fraudrisk.features.online import CustomerState, TerminalState
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ class StateUpdater:
 
     def apply(self, rows: pa.Table) -> BatchStats:
         """Merge rows (``topic``, ``raw`` and the parsed message fields) into the state."""
-        from fraudrisk.features import feast_store
-
         if self.store is None:
             self.store = feast_store.get_store(self.settings)
         stats, valid = self._validate(rows)
@@ -103,8 +102,6 @@ class StateUpdater:
     def _load(
         self, rows: list[dict[str, Any]]
     ) -> tuple[dict[int, CustomerState], dict[int, TerminalState]]:
-        from fraudrisk.features import feast_store
-
         customer_ids = sorted({r["customer_id"] for r in rows if r["topic"] == "transactions"})
         terminal_ids = sorted({r["terminal_id"] for r in rows})
         customers = (
@@ -150,8 +147,6 @@ class StateUpdater:
         states: Mapping[int, CustomerState | TerminalState],
         kind: type[CustomerState] | type[TerminalState],
     ) -> None:
-        from fraudrisk.features import feast_store
-
         if not states:
             return
         for state in states.values():
@@ -166,6 +161,7 @@ class StateUpdater:
         feast_store.push_entity_state(self.store, entity, pa.table(frame))
 
     def _dead_letter(self, rejected: list[dict[str, Any]]) -> None:
+        # deferred: confluent_kafka (streaming extra) only for dead letters
         from fraudrisk.io.kafka import make_producer
 
         producer = make_producer(self.settings)

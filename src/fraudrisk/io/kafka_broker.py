@@ -26,6 +26,7 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from fraudrisk.config import get_settings
+from fraudrisk.io.jars import resolve_jars
 
 HOST = "127.0.0.1"
 JVM_OPTS = ("-Xms128m", "-Xmx512m", "-XX:+UseSerialGC", "-Djava.awt.headless=true")
@@ -223,8 +224,6 @@ class LocalKafkaBroker:
 
     def _classpath(self) -> str:
         if not self.jars:
-            from fraudrisk.io.jars import resolve_jars
-
             self.jars = resolve_jars("kafka")
         return os.pathsep.join(str(jar) for jar in self.jars)
 

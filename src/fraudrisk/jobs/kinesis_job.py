@@ -24,13 +24,14 @@ from botocore.exceptions import ClientError
 
 from fraudrisk.config import Settings
 from fraudrisk.jobs.checkpoints import SHARD_END, Checkpoints
+from fraudrisk.jobs.deadletters import dead_letter_sink
 from fraudrisk.jobs.kinesis_records import (
     Outcome,
     RecordProcessor,
     SourceRecord,
     kinesis_client,
 )
-from fraudrisk.jobs.runtime import StreamTotals
+from fraudrisk.jobs.runtime import StreamTotals, build_runtime
 
 if TYPE_CHECKING:
     from mypy_boto3_kinesis import KinesisClient
@@ -96,9 +97,6 @@ class KinesisConsumer:
         cls, settings: Settings, options: KinesisOptions, *, online_state: bool = True
     ) -> KinesisConsumer:
         """The platform's consumer: served variants, alert store, checkpoints in its database."""
-        from fraudrisk.jobs.deadletters import dead_letter_sink
-        from fraudrisk.jobs.runtime import build_runtime
-
         runtime = build_runtime(settings, online_state=online_state)
         client = kinesis_client(settings.kinesis)
         processor = RecordProcessor(runtime, dead_letter_sink(settings, client))

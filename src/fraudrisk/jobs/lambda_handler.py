@@ -17,7 +17,10 @@ import binascii
 import logging
 from typing import Any
 
-from fraudrisk.jobs.kinesis_records import RecordProcessor, SourceRecord
+from fraudrisk.config import get_settings
+from fraudrisk.jobs.deadletters import dead_letter_sink
+from fraudrisk.jobs.kinesis_records import RecordProcessor, SourceRecord, kinesis_client
+from fraudrisk.jobs.runtime import build_runtime
 
 log = logging.getLogger(__name__)
 _PROCESSOR: RecordProcessor | None = None
@@ -53,11 +56,6 @@ def processor() -> RecordProcessor:
     """The container's processor, built on first use from ``FRAUDRISK_*`` settings."""
     global _PROCESSOR
     if _PROCESSOR is None:
-        from fraudrisk.config import get_settings
-        from fraudrisk.jobs.deadletters import dead_letter_sink
-        from fraudrisk.jobs.kinesis_records import kinesis_client
-        from fraudrisk.jobs.runtime import build_runtime
-
         settings = get_settings()
         runtime = build_runtime(settings, online_state=settings.kinesis.online_state)
         needs_client = settings.kinesis.dlq_uri.startswith("kinesis://")

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from fraudrisk.config import Settings
 from fraudrisk.features.definitions import DAY, LABEL_DELAY_DAYS
+from fraudrisk.io.kafka import make_producer, produce_waiting
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,6 @@ def _messages(
 
 def produce(settings: Settings, messages: list[Message]) -> int:
     """Produce messages with the platform's idempotent producer; returns how many."""
-    from fraudrisk.io.kafka import make_producer, produce_waiting
-
     producer = make_producer(settings)
     for message in messages:
         produce_waiting(producer, message.topic, message.key, message.value)

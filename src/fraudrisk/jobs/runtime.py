@@ -22,9 +22,9 @@ from fraudrisk.config import Settings
 from fraudrisk.jobs.decode import Decoded
 from fraudrisk.jobs.state_cache import StateCache
 from fraudrisk.scoring.scorer import RowScores
-from fraudrisk.scoring.state_reader import StateReader
+from fraudrisk.scoring.state_reader import FeastStateReader, StateReader
 from fraudrisk.scoring.vectors import TransactionBatch
-from fraudrisk.serving.variants import ServedVariants
+from fraudrisk.serving.variants import ServedVariants, ServiceSpec
 
 RECORDS_SCHEMA = pa.schema(
     [
@@ -125,8 +125,6 @@ def build_runtime(
         RuntimeError: If the online store cannot be opened, or with ``require_model`` when the
             stable model cannot be loaded.
     """
-    from fraudrisk.serving.variants import ServiceSpec
-
     serving = settings.serving.model_copy(update={"reason_codes_for": explain})
     settings = settings.model_copy(update={"serving": serving})
     cache = StateCache(_online_store(settings) if online_state else None)
@@ -142,8 +140,6 @@ def build_runtime(
 
 
 def _online_store(settings: Settings) -> StateReader:
-    from fraudrisk.scoring.state_reader import FeastStateReader
-
     try:
         return FeastStateReader.from_settings(settings)
     except Exception as error:  # Feast raises many types: one clear message

@@ -29,6 +29,9 @@ from confluent_kafka import Consumer, KafkaException, Message
 
 from fraudrisk.alerts.store import AlertStore, ColumnsWritten, ScoreColumns
 from fraudrisk.config import Settings
+from fraudrisk.io.kafka import make_consumer, make_producer
+from fraudrisk.io.lake import Lake
+from fraudrisk.jobs.batch_job import rebuild_state
 from fraudrisk.jobs.committer import KafkaCommitter, restart
 from fraudrisk.jobs.decode import Decoded, decode
 from fraudrisk.jobs.outputs import Outgoing, dead_letters, next_offsets, score_messages
@@ -36,7 +39,8 @@ from fraudrisk.jobs.polling import caught_up, poll_batch, rewind_to_committed
 from fraudrisk.jobs.prometheus import StreamMetrics
 from fraudrisk.jobs.runtime import StreamTotals, score_columns
 from fraudrisk.jobs.state_cache import StateCache
-from fraudrisk.serving.variants import ServedVariants
+from fraudrisk.scoring.state_reader import FeastStateReader
+from fraudrisk.serving.variants import ServedVariants, ServiceSpec
 
 log = logging.getLogger(__name__)
 #: While idle, a full garbage collection once this many messages came since the last one.
@@ -111,18 +115,12 @@ class StreamJob:
         ``lake_state_before`` rebuilds it from the lake days before that day instead (a replay
         of those days: every feature as the offline table has it, labels included).
         """
-        from fraudrisk.scoring.state_reader import FeastStateReader
-        from fraudrisk.serving.variants import ServiceSpec
-
         options = options or StreamOptions()
         serving = settings.serving.model_copy(update={"reason_codes_for": options.explain})
         settings = settings.model_copy(update={"serving": serving})
         use_online = online_state and lake_state_before is None
         cache = StateCache(FeastStateReader.from_settings(settings) if use_online else None)
         if lake_state_before is not None:
-            from fraudrisk.io.lake import Lake
-            from fraudrisk.jobs.batch_job import rebuild_state
-
             lake = Lake.open(settings.lake_uri, settings.lake)
             replayed = rebuild_state(cache, lake, lake_state_before, options.batch_size)
             log.info(
@@ -145,8 +143,6 @@ class StreamJob:
         The idle exit needs both: no message for ``idle_exit_s`` and nothing left to read on
         the assigned partitions (a broker that restarts also delivers no messages).
         """
-        from fraudrisk.io.kafka import make_consumer, make_producer
-
         kafka = self.settings.kafka
         consumer = make_consumer(
             self.settings,

@@ -29,6 +29,8 @@ from fraudrisk.registry.references import (
     resolve_version,
     write_reference,
 )
+from fraudrisk.registry.versions import recorded_training_data
+from fraudrisk.scoring.model import ModelLoadError, load_model
 
 
 def ensure_reference(settings: Settings, model_uri: str) -> Reference:
@@ -64,8 +66,6 @@ def build_missing_reference(
         MonitoringError: If the period or the table is not recorded nor given, or the table
             has no rows there.
     """
-    from fraudrisk.scoring.model import ModelLoadError, load_model
-
     version = resolve_version(settings, model_uri)
     recorded = _recorded_training(dict(version.tags))
     table = table_uri or recorded.get("table_uri") or settings.feature_table_uri
@@ -99,8 +99,6 @@ def build_missing_reference(
 
 def _recorded_training(tags: dict[str, str]) -> dict[str, Any]:
     """``table_uri``, ``start`` and ``end`` (inclusive) of the recorded training period."""
-    from fraudrisk.registry.versions import recorded_training_data
-
     ref = recorded_training_data(tags)
     found: dict[str, Any] = {"table_uri": ref.get("table_uri")}
     if "train_start" in ref:

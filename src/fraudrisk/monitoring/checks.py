@@ -43,6 +43,7 @@ class Checks:
 
 def default_checks() -> Checks:
     """The Evidently drift report and the labelled-performance check of ``fraudrisk``."""
+    # deferred: pulls mlflow, evidently, sklearn (≈1.2 s)
     from fraudrisk.monitoring.drift import drift_report
     from fraudrisk.monitoring.performance import labelled_performance
 
@@ -59,6 +60,7 @@ def latest_day(settings: Settings, source: Source) -> dt.date:
         MonitoringError: If the source holds no data yet.
     """
     if source == "lake":
+        # deferred: pulls pandas (≈0.3 s) only for the lake source
         from fraudrisk.features.table_rows import table_days
 
         days = table_days(settings.feature_table_uri, settings)
@@ -68,7 +70,7 @@ def latest_day(settings: Settings, source: Source) -> dt.date:
                 "build` first, or watch --source scores"
             )
         return max(days)
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # deferred: sqlalchemy (≈0.1 s) only for the scores source
 
     from fraudrisk.alerts.store import SCORES, AlertStore
 

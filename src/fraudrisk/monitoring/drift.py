@@ -27,7 +27,7 @@ from fraudrisk.monitoring.evidently_drift import DriftAnalysis, analyse
 from fraudrisk.monitoring.results import DriftResult, Source
 from fraudrisk.monitoring.workspace import add_snapshot, workspace_location
 from fraudrisk.registry.references import Reference, resolve_version
-from fraudrisk.scoring.model import LoadedModel
+from fraudrisk.scoring.model import LoadedModel, ModelLoadError, load_model
 
 SOURCES: tuple[Source, ...] = ("lake", "scores")
 
@@ -88,8 +88,6 @@ def drift_report(
 
 def _model_and_reference(settings: Settings, model_uri: str) -> tuple[LoadedModel, Reference]:
     """The model and its reference, both of the version the URI names now (aliases move)."""
-    from fraudrisk.scoring.model import ModelLoadError, load_model
-
     version = resolve_version(settings, model_uri)
     pinned = f"models:/{version.name}/{version.version}"
     reference = ensure_reference(settings, pinned)

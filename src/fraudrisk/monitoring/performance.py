@@ -23,10 +23,17 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
 from fraudrisk.config import MODEL_URI, Settings
 from fraudrisk.errors import MonitoringError
+from fraudrisk.features.table import FeatureTable
+from fraudrisk.io.lake import Lake
+from fraudrisk.monitoring import labels as label_io
 from fraudrisk.monitoring.results import DayPerformance, PerformanceResult, Source
+from fraudrisk.scoring.model import ModelLoadError, load_model
 from fraudrisk.training.metrics import average_precision, card_precision_at_k
 from fraudrisk.vocab import STABLE
 
@@ -156,13 +163,11 @@ def labelled_performance(
 
 def _resolve(settings: Settings, uri: str, load: bool) -> tuple[str, str, LoadedModel | None]:
     """The model's version and registration run (and the loaded model when it must score)."""
-    from fraudrisk.scoring.model import ModelLoadError, load_model
-
     match = MODEL_URI.match(uri)
     if load or match is None:
         model = load_model(settings, uri)
         return model.card.version, model.card.run_id, model if load else None
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # deferred: mlflow (≈1 s) only for a registry URI
 
     from fraudrisk.registry.mlflow_io import mlflow_client
 
@@ -187,6 +192,7 @@ def expected_average_precision(settings: Settings, run_id: str) -> float | None:
     """The test-fold AP recorded by a version's registration run, or None if not recorded."""
     if not run_id:
         return None
+    # deferred: pulls mlflow (≈1 s) only with a run id
     from fraudrisk.registry.mlflow_io import mlflow_client
 
     value = mlflow_client(settings).get_run(run_id).data.metrics.get(TEST_AP_METRIC)
@@ -205,7 +211,7 @@ def _window_average_precision(labelled: pd.DataFrame, version: str) -> float | N
 
 def _store_scores(settings: Settings, start: dt.date, through: dt.date) -> pd.DataFrame:
     """Score records of the alert store on days ``start..through``."""
-    import sqlalchemy as sa
+    import sqlalchemy as sa  # deferred: sqlalchemy (≈0.15 s) only for the scores source
 
     from fraudrisk.alerts.store import SCORES, AlertStore
 
@@ -242,12 +248,6 @@ def _lake_scores(
     table_uri: str | None,
 ) -> pd.DataFrame:
     """The feature table's rows of days ``start..through``, scored with ``model`` now."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.dataset as ds
-
-    from fraudrisk.features.table import FeatureTable
-
     uri = table_uri or settings.feature_table_uri
     table = FeatureTable.open(uri, settings.lake)
     try:
@@ -288,16 +288,12 @@ def _join_labels(
     source: LabelSource,
 ) -> pd.DataFrame:
     """The scored rows that have a label, with ``tx_fraud`` (the others are counted, logged)."""
-    from fraudrisk.monitoring import labels as label_io
-
     if not len(scored):
         return scored.assign(tx_fraud=pd.Series(dtype="int64"))
     delay = settings.monitoring.label_delay_days
     if source == "kafka":
         known = label_io.kafka_labels(settings, as_of).labels
     else:
-        from fraudrisk.io.lake import Lake
-
         lake = Lake.open(settings.lake_uri, settings.lake)
         known = label_io.lake_labels(lake, start, through, as_of, delay)
     joined = scored.merge(known[["transaction_id", "tx_fraud"]], on="transaction_id", how="left")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 from prometheus_client.exposition import write_to_textfile
 
+from fraudrisk.config import MODEL_URI
 from fraudrisk.monitoring.results import DriftResult, PerformanceResult
 
 if TYPE_CHECKING:
@@ -29,8 +30,6 @@ CHECKS = ("drift", "performance")
 
 def model_name(model_uri: str) -> str:
     """The registered model name of a ``models:/`` URI, else the URI itself."""
-    from fraudrisk.config import MODEL_URI
-
     found = MODEL_URI.match(model_uri)
     return found.group("name") if found else model_uri
 

@@ -55,7 +55,7 @@ def add_snapshot(settings: Settings, model_name: str, snapshot: Any, name: str) 
     location = workspace_location(settings)
     if is_remote(location):
         return _add(open_workspace(settings), model_name, snapshot, name)
-    from filelock import FileLock
+    from filelock import FileLock  # deferred: filelock comes with evidently (monitoring extra)
 
     Path(location).mkdir(parents=True, exist_ok=True)
     # Two reports of one model at once must not both create its project.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 from mlflow.pyfunc.model import PythonModel
+from mlflow.tracking._model_registry import utils as registry_utils
+from mlflow.tracking._tracking_service import utils as tracking_utils
 
 from fraudrisk.config import Settings
 
@@ -76,9 +79,6 @@ def mlflow_uris(settings: Settings) -> Iterator[MlflowClient]:
     Yields:
         A client on the same URIs.
     """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     explicit = mlflow_client(settings)
     saved_env = {name: os.environ.get(name) for name in _URI_ENV}
     saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
@@ -122,8 +122,6 @@ def log_pyfunc(
 
 def _pip_requirements(model: Any) -> list[str]:
     """Pinned requirements of the served model (explicit: inference would load it again)."""
-    from importlib.metadata import version
-
     packages = ["mlflow", "scikit-learn", "pandas", "numpy", "cloudpickle"]
     inner = getattr(model, "base_model", model)
     if type(inner).__module__.split(".")[0] == "xgboost":

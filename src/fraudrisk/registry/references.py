@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
@@ -131,8 +132,6 @@ def log_registration_reference(
     Returns:
         The reference's URI, ``runs:/<run id>/reference`` (the version tag's value).
     """
-    import mlflow
-
     wrapper = FraudProbabilityModel(model, feature_names)
 
     def probability(frame: pd.DataFrame) -> np.ndarray:

@@ -31,7 +31,7 @@ from fraudrisk.release.canary_judgement import (
     evaluate,
     scrape,
 )
-from fraudrisk.release.cluster import ManifestTarget
+from fraudrisk.release.cluster import ClusterTarget, FileTarget, ManifestTarget, kubeconfig_from_env
 from fraudrisk.serving import manifest as mf
 from fraudrisk.vocab import SHADOW, VARIANT_NAMES, TrafficMode
 
@@ -107,8 +107,6 @@ def workspace(
         kubeconfig: Patch the cluster with this kubeconfig; default ``$KUBECONFIG`` if set.
         local: Ignore ``$KUBECONFIG``: change the manifest file only.
     """
-    from fraudrisk.release.cluster import ClusterTarget, FileTarget, kubeconfig_from_env
-
     path = manifest or default_manifest(settings)
     config = None if local else kubeconfig or kubeconfig_from_env()
     state = load_state(settings)
@@ -152,6 +150,7 @@ def load_state(settings: Settings) -> CanaryState | None:
 
 def registry_version(settings: Settings, uri: str) -> str | None:
     """The registry version a ``models:/NAME/N`` or ``models:/NAME@ALIAS`` URI means now."""
+    # deferred: pulls mlflow (≈1 s) only for a registry URI
     from fraudrisk.registry.versions import get_alias_version
 
     match = MODEL_URI.match(uri)
@@ -227,6 +226,7 @@ def promote(ws: Workspace, force: bool = False) -> Change:
         CanaryError: No canary runs, a gate is breached or data is insufficient (unless
             ``force``), or the registry refuses the version.
     """
+    # deferred: pulls mlflow (≈1 s) only to promote
     from fraudrisk.registry.versions import CHAMPION, get_alias_version
     from fraudrisk.registry.versions import promote as set_alias
 
@@ -290,6 +290,7 @@ def watch(
 
 
 def _candidate_uri(settings: Settings, version: int) -> str:
+    # deferred: mlflow (≈1 s) only to find a candidate
     from mlflow.exceptions import MlflowException
 
     from fraudrisk.registry.mlflow_io import mlflow_client

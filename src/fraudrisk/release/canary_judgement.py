@@ -104,6 +104,7 @@ class Snapshot(BaseModel):
 
 def parse_metrics(text: str, model: str | None = None) -> Snapshot:
     """A :class:`Snapshot` of Prometheus text, keeping the series of ``model`` (None = all)."""
+    # deferred: prometheus_client (monitoring extra) only here
     from prometheus_client.parser import text_string_to_metric_families
 
     found: dict[str, dict[str, Any]] = {}

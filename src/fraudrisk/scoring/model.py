@@ -15,14 +15,16 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from fraudrisk.config import MODEL_URI, Settings
+from fraudrisk.features.definitions import FEATURE_NAMES
 from fraudrisk.schemas import Thresholds
+from fraudrisk.scoring.trees import walked_probability
 from fraudrisk.vocab import MODEL_NAME
 
 Matrix = npt.NDArray[np.float32]
@@ -87,6 +89,7 @@ def load_model(settings: Settings, uri: str) -> LoadedModel:
 
 
 def _load(settings: Settings, uri: str) -> tuple[ModelCard, Any]:
+    # deferred: pulls mlflow (≈1 s) only when a model loads
     from fraudrisk.registry.mlflow_io import load_pyfunc
 
     match = MODEL_URI.match(uri)
@@ -103,7 +106,7 @@ def _load(settings: Settings, uri: str) -> tuple[ModelCard, Any]:
 
 
 def _registry_card(settings: Settings, match: re.Match[str]) -> ModelCard:
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # deferred: mlflow (≈1 s) only for a registry URI
 
     from fraudrisk.registry import versions as registry
     from fraudrisk.registry.mlflow_io import mlflow_client
@@ -156,10 +159,6 @@ def _thresholds(recorded: Any) -> Thresholds | None:
 
 def _with_features(card: ModelCard, names: tuple[str, ...]) -> ModelCard:
     """The card with the model's inputs, checked against the definitions of the feature set."""
-    from dataclasses import replace
-
-    from fraudrisk.features.definitions import FEATURE_NAMES
-
     unknown = [name for name in names if name not in FEATURE_NAMES]
     if unknown:
         raise ModelLoadError(
@@ -213,8 +212,6 @@ def _booster_probability(
     booster: Any, mapping: Callable[[Vector], Vector]
 ) -> Callable[[Matrix], Vector]:
     """Calibrated probabilities: the trees walked in numpy when that equals the booster."""
-    from fraudrisk.scoring.trees import walked_probability
-
     walked = walked_probability(booster, booster.num_features())
 
     def raw_probability(matrix: Matrix) -> Vector:
@@ -230,7 +227,7 @@ def _booster_probability(
 
 
 def _booster_contributions(booster: Any) -> Callable[[Matrix], Vector]:
-    from xgboost import DMatrix
+    from xgboost import DMatrix  # deferred: xgboost (≈1 s) only for reason codes
 
     def contributions(matrix: Matrix) -> Vector:
         values = booster.predict(DMatrix(matrix, nthread=1), pred_contribs=True)

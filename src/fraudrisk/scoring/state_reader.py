@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from fraudrisk.features.feast_store import get_store
 from fraudrisk.features.online import CustomerState, TerminalState
 from fraudrisk.features.state import CUSTOMER_STATE_COLUMNS, TERMINAL_STATE_COLUMNS
 
@@ -68,8 +69,6 @@ class FeastStateReader:
     @classmethod
     def from_settings(cls, settings: Settings) -> FeastStateReader:
         """A reader on the platform's Feast repo."""
-        from fraudrisk.features.feast_store import get_store
-
         return cls(get_store(settings))
 
     def read(self, customer_ids: Iterable[int], terminal_ids: Iterable[int]) -> EntityStates:
@@ -84,6 +83,7 @@ class FeastStateReader:
     def _read(
         self, entity: str, columns: tuple[str, ...], ids: Iterable[int]
     ) -> dict[int, dict[str, list[Any]]]:
+        # deferred: feast (≈3 s) only when reading the online store
         from feast.protos.feast.types.EntityKey_pb2 import EntityKey
         from feast.protos.feast.types.Value_pb2 import Value
 

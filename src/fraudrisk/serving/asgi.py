@@ -26,7 +26,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from kserve.model_server import app as kserve_app
 from kserve.protocol.infer_type import InferInput, InferRequest, InferResponse
+from prometheus_client import CollectorRegistry, exposition, multiprocess
 
 log = logging.getLogger(__name__)
 Message = dict[str, Any]
@@ -116,8 +118,6 @@ class ScorerApp:
     def __init__(self, dataplane: Any, app: Any = None) -> None:
         """Serve the models of ``dataplane`` in front of ``app`` (KServe's app by default)."""
         if app is None:
-            from kserve.model_server import app as kserve_app
-
             app = kserve_app
         self.dataplane = dataplane
         self.kserve_app = app
@@ -300,8 +300,6 @@ async def _send_json(
 
 async def _all_workers_metrics(scope: Message, send: Send) -> None:
     """``/metrics`` summed over every worker process (prometheus_client multiprocess mode)."""
-    from prometheus_client import CollectorRegistry, exposition, multiprocess
-
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     accept = next((v.decode() for k, v in scope["headers"] if k == b"accept"), "")

@@ -16,13 +16,13 @@ the annotation ``serving.fraudrisk.io/stable-model-uri`` so the split is explici
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from fraudrisk.schemas import Transaction
-from fraudrisk.vocab import TrafficMode
+from fraudrisk.vocab import CANARY, SHADOW, TRAFFIC_MODES, TrafficMode
 
 Variant = Literal["default", "canary"]
 PREFIX = "serving.fraudrisk.io/"
@@ -66,7 +66,7 @@ class ServingPlan(BaseModel):
     canary_percent: int | None = Field(
         None, ge=0, le=100, description="canaryTrafficPercent; None = 100 % to the spec's model."
     )
-    mode: TrafficMode = Field("canary", description="Annotation traffic-mode.")
+    mode: TrafficMode = Field(CANARY, description="Annotation traffic-mode.")
     ab_key: str = Field("customer_id", description="Annotation ab-key: the sticky A/B field.")
     shadow_model_uri: str | None = Field(None, description="Annotation shadow-model-uri.")
     env: dict[str, str] = Field(
@@ -87,7 +87,7 @@ class ServingPlan(BaseModel):
     @property
     def routes(self) -> list[Route]:
         """The variants that answer requests, with their shares (summing to 100)."""
-        if self.mode == "shadow":
+        if self.mode == SHADOW:
             answering = self.model_uri if self.shadow_model_uri else self.stable_model_uri
             return [Route(variant="default", model_uri=answering or self.model_uri, percent=100)]
         if self.candidate_uri is None or self.canary_percent is None:
@@ -101,7 +101,7 @@ class ServingPlan(BaseModel):
     @property
     def shadow_uri(self) -> str | None:
         """The model that scores every request in shadow (never returned), if any."""
-        return self.candidate_uri if self.mode == "shadow" else None
+        return self.candidate_uri if self.mode == SHADOW else None
 
 
 # ---------------------------------------------------------------- reading a plan
@@ -148,7 +148,7 @@ def plan_from_docs(docs: list[Any], source: str = "<manifest>") -> ServingPlan:
         "model_uri": _model_uri(model),
         "stable_model_uri": annotations.get(STABLE_MODEL_URI),
         "canary_percent": parse_percent(isvc["spec"]["predictor"].get("canaryTrafficPercent")),
-        "mode": parse_mode(annotations.get(TRAFFIC_MODE, "canary")),
+        "mode": parse_mode(annotations.get(TRAFFIC_MODE, CANARY)),
         "ab_key": _ab_key(annotations.get(AB_KEY, "customer_id")),
         "shadow_model_uri": annotations.get(SHADOW_MODEL_URI),
         "env": _env(model, docs),
@@ -254,7 +254,7 @@ def check_annotations(isvc: dict[str, Any]) -> None:
         ManifestError: An annotation is unknown, empty or has an unknown value.
     """
     annotations = _annotations(isvc)
-    parse_mode(annotations.get(TRAFFIC_MODE, "canary"))
+    parse_mode(annotations.get(TRAFFIC_MODE, CANARY))
     _ab_key(annotations.get(AB_KEY, "customer_id"))
 
 
@@ -302,13 +302,12 @@ def parse_mode(value: str) -> TrafficMode:
     Raises:
         ManifestError: An unknown mode.
     """
-    modes: tuple[TrafficMode, ...] = get_args(TrafficMode)
-    for mode in modes:
+    for mode in TRAFFIC_MODES:
         if value == mode:
             return mode
     raise ManifestError(
         f"metadata.annotations[{TRAFFIC_MODE}]: unknown mode {value!r}; "
-        f"expected one of {', '.join(modes)}"
+        f"expected one of {', '.join(TRAFFIC_MODES)}"
     )
 
 
@@ -322,9 +321,9 @@ def _ab_key(value: str) -> str:
 
 
 def _check_split(plan: ServingPlan) -> None:
-    if plan.shadow_model_uri and plan.mode != "shadow":
-        raise ManifestError(f"metadata.annotations[{SHADOW_MODEL_URI}]: only with mode shadow")
-    if plan.mode != "shadow" or plan.candidate_uri is None:
+    if plan.shadow_model_uri and plan.mode != SHADOW:
+        raise ManifestError(f"metadata.annotations[{SHADOW_MODEL_URI}]: only with mode {SHADOW}")
+    if plan.mode != SHADOW or plan.candidate_uri is None:
         return
     if plan.shadow_model_uri and plan.canary_percent is not None:
         raise ManifestError(
@@ -332,7 +331,7 @@ def _check_split(plan: ServingPlan) -> None:
         )
     if not plan.shadow_model_uri and plan.canary_percent != 0:
         raise ManifestError(
-            f"{PERCENT_FIELD}: must be 0 in shadow mode when the spec's model is the candidate "
+            f"{PERCENT_FIELD}: must be 0 in {SHADOW} mode when the spec's model is the candidate "
             "(on a cluster KServe would otherwise return its answers)"
         )
 

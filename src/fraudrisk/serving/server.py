@@ -15,11 +15,20 @@ from pathlib import Path
 from typing import Any
 
 from kserve import ModelServer
+from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
+from kserve.model_server import args as kserve_args
 from kserve.protocol.dataplane import DataPlane
 
 from fraudrisk.config import Settings
 from fraudrisk.serving.asgi import OmitNullsMiddleware, ScorerApp, quiet_request_logs
 from fraudrisk.serving.kserve_model import FraudRiskModel, ServiceSpec
+from fraudrisk.serving.local import ManifestWatcher
+from fraudrisk.serving.workers import (
+    PatientRESTServerMultiProcess,
+    WorkerStart,
+    prepare_metrics_dir,
+    start_barrier,
+)
 
 __all__ = ["ModelsReadyDataPlane", "OmitNullsMiddleware", "build_server", "run", "serve"]
 log = logging.getLogger(__name__)
@@ -61,11 +70,6 @@ class BoundModelServer(ModelServer):  # type: ignore[misc]  # kserve is untyped
         if self.workers == 1:
             super().start(models)
             return
-        from kserve.constants.constants import FASTAPI_APP_IMPORT_STRING
-        from kserve.model_server import args as kserve_args
-
-        from fraudrisk.serving.workers import PatientRESTServerMultiProcess
-
         self._register_and_check_atleast_one_model_is_ready(models)
         self._rest_multiprocess_server = PatientRESTServerMultiProcess(
             FASTAPI_APP_IMPORT_STRING,
@@ -129,9 +133,6 @@ def run(
         retry_seconds: Seconds between load attempts while the model does not load.
         manifest: An InferenceService file to watch and follow (``fraudrisk canary``).
     """
-    from fraudrisk.serving.local import ManifestWatcher
-    from fraudrisk.serving.workers import WorkerStart, prepare_metrics_dir, start_barrier
-
     if workers > 1:
         text = manifest.read_text() if manifest is not None else None
         barrier = start_barrier(workers)

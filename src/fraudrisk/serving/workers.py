@@ -30,6 +30,7 @@ from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RES
 
 from fraudrisk.config import Settings
 from fraudrisk.scoring.state_reader import StateReader
+from fraudrisk.serving import local
 from fraudrisk.serving.kserve_model import FraudRiskModel
 from fraudrisk.serving.variants import ServiceSpec
 
@@ -109,9 +110,7 @@ def _bring_up(model: FraudRiskModel, start: WorkerStart) -> None:
     if not loaded:
         model.keep_loading(start.retry_seconds)
     if start.manifest is not None:
-        from fraudrisk.serving.local import ManifestWatcher
-
-        ManifestWatcher(start.manifest, model, seen=start.manifest_text).start()
+        local.ManifestWatcher(start.manifest, model, seen=start.manifest_text).start()
 
 
 def prepare_metrics_dir() -> Path:

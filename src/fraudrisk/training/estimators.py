@@ -50,7 +50,7 @@ def build_estimator(recipe: Recipe) -> Any:
     """
     params = dict(recipe.params)
     if recipe.model == "xgboost":
-        from xgboost import XGBClassifier
+        from xgboost import XGBClassifier  # deferred: xgboost (≈1 s) only for xgboost recipes
 
         return XGBClassifier(**(XGBOOST_DEFAULTS | params), random_state=recipe.seed)
     if recipe.model == "logistic_regression":

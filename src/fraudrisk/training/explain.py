@@ -70,7 +70,7 @@ def shap_values(estimator: Any, recipe: Recipe, frame: pd.DataFrame) -> pd.DataF
     reason = skip_reason(estimator, recipe)
     if reason is not None:
         raise TypeError(reason)
-    from xgboost import DMatrix
+    from xgboost import DMatrix  # deferred: xgboost (≈1 s); only xgboost estimators get here
 
     contributions = estimator.get_booster().predict(
         DMatrix(feature_matrix(recipe, frame)), pred_contribs=True

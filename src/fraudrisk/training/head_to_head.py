@@ -27,6 +27,7 @@ import pandas as pd
 from fraudrisk.config import Settings
 from fraudrisk.registry import versions as registry
 from fraudrisk.registry.mlflow_io import normalise_metric_name
+from fraudrisk.scoring.model import ModelLoadError, load_model
 from fraudrisk.training.gate import HeadToHead
 from fraudrisk.training.holdout import plan_windows, rows_between
 from fraudrisk.training.metrics import performance_summary
@@ -74,8 +75,6 @@ def compare_on_holdout(
     Returns:
         Both models' metrics on the same rows, or why they cannot be compared there.
     """
-    from fraudrisk.scoring.model import ModelLoadError, load_model
-
     version = registry.get_alias_version(settings, registry.CHAMPION)
     if version is None:
         return "no champion"

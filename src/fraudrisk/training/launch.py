@@ -28,6 +28,7 @@ from typing import Any, Literal, Protocol, TextIO
 from pydantic import BaseModel, Field
 
 from fraudrisk.config import Settings, get_settings
+from fraudrisk.training import pipelines
 from fraudrisk.training.results import latest_version
 
 #: Environment variable naming the Kubeflow Pipelines endpoint; unset = run locally.
@@ -75,9 +76,7 @@ def training_config(path: Path | None = None, **overrides: Any) -> PipelineConfi
     Raises:
         pydantic.ValidationError: Naming each invalid field.
     """
-    from fraudrisk.training.pipelines import load_config
-
-    config = load_config(PIPELINE, path)
+    config = pipelines.load_config(PIPELINE, path)
     merged = config.model_dump() | {k: v for k, v in overrides.items() if v is not None}
     validated: PipelineConfig = type(config).model_validate(merged)
     return validated
@@ -135,8 +134,6 @@ def _log_path(settings: Settings) -> Path:
 
 def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> Path:
     """Run under kfp.local in ``HOME/kfp``; the ``local_outputs`` directory."""
-    from fraudrisk.training.pipelines import run_local
-
     home = settings.home.resolve()
     workdir = settings.kfp_dir.resolve()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -151,7 +148,7 @@ def _run_local(config: PipelineConfig, settings: Settings, log: Path | None) -> 
     ):
         # kfp.local warns on each task that our image is not a stock Python one: it is known.
         warnings.filterwarnings("ignore", "You may be attemping", RuntimeWarning)
-        run_local(PIPELINE, arguments)
+        pipelines.run_local(PIPELINE, arguments)
     return workdir / "local_outputs"
 
 
@@ -198,11 +195,9 @@ def _absolute(uri: str) -> str:
 
 def _run_remote(arguments: dict[str, Any], host: str, timeout_s: int) -> tuple[str, str]:
     """Submit to ``host`` and wait; the run id and its final state."""
-    import kfp
+    import kfp  # deferred: kfp (≈0.3 s) only for a remote run
 
-    from fraudrisk.training.pipelines import submit
-
-    run_id = submit(PIPELINE, arguments, host)
+    run_id = pipelines.submit(PIPELINE, arguments, host)
     run = kfp.Client(host=host).wait_for_run_completion(run_id, timeout=timeout_s)
     return run_id, str(getattr(run, "state", "UNKNOWN"))
 

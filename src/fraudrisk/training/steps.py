@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import mlflow
 import numpy as np
 import pandas as pd
 
@@ -94,8 +95,6 @@ def tune_step(
     The study lives in ``storage`` (default: the settings' database), so a run resumes it; for
     XGBoost at the recorded window the recorded recipe is the first trial.
     """
-    import mlflow
-
     frame = read_dataset(dataset_path)
     start = [dict(TUNED_56DAY.params)] if window_days == TUNED_56DAY.window_days else []
     with registry.mlflow_uris(settings) as client:
@@ -120,8 +119,6 @@ def tune_step(
 
 def _log_trial(study: Any, trial: Any) -> None:
     """Optuna callback: the trial's params and mean validation AP as a nested run."""
-    import mlflow
-
     parent = mlflow.active_run()
     experiment_id = parent.info.experiment_id if parent else None
     with mlflow.start_run(

@@ -19,6 +19,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from fraudrisk.config import get_settings
 from fraudrisk.features.definitions import FEATURE_NAMES, FEATURE_SET_VERSION
 from fraudrisk.training import estimators as models
 from fraudrisk.training.metrics import average_precision
@@ -140,8 +141,6 @@ def tune(
         The best recipe of the whole study (this call's trials and earlier ones).
     """
     if storage is None:
-        from fraudrisk.config import get_settings
-
         storage = storage_url(directory or get_settings().optuna_dir)
     base = Recipe(model=model, features=tuple(features), window_days=window_days, seed=seed)
     study = create_study(storage, study_name or default_study_name(model, window_days), seed)

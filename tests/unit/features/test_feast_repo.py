@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from feast import Entity, FeatureService, FeatureView, FileSource, PushSource
 from typer.testing import CliRunner
 
 from fraudrisk.cli import features as features_cli
@@ -27,7 +26,6 @@ from fraudrisk.features.feast_repo import build_repo_objects
 from fraudrisk.features.kernel import all_features
 
 EPOCH = dt.datetime(2018, 4, 1)
-KINDS = (Entity, FileSource, PushSource, FeatureView, FeatureService)
 
 
 def write_feature_table(out: Path, n_days: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -102,8 +100,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path, pd.D
 
 
 def test_objects_are_declared_in_feast_order_with_versioned_services(tmp_path):
+    # deferred: feast (≈4 s) imported by the worker that runs these tests, not by every worker
+    # collecting the module (both workers of `make test-fast` collect every file)
+    from feast import Entity, FeatureService, FeatureView, FileSource, PushSource
+
     objects = build_repo_objects(str(tmp_path))
-    kinds = [next(i for i, k in enumerate(KINDS) if isinstance(o, k)) for o in objects]
+    order = (Entity, FileSource, PushSource, FeatureView, FeatureService)
+    kinds = [next(i for i, k in enumerate(order) if isinstance(o, k)) for o in objects]
     assert kinds == sorted(kinds)
     assert [o.name for o in objects] == [
         "customer",
@@ -132,6 +135,8 @@ def test_objects_are_declared_in_feast_order_with_versioned_services(tmp_path):
 
 
 def test_scoring_service_lists_exactly_the_feature_names(tmp_path):
+    from feast import FeatureService  # deferred: feast (≈4 s), as in the test above
+
     services = {
         o.name: o for o in build_repo_objects(str(tmp_path)) if isinstance(o, FeatureService)
     }

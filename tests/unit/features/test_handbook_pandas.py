@@ -109,18 +109,31 @@ def with_edge_rows(lake: pd.DataFrame) -> pd.DataFrame:
     return df.sample(frac=1.0, random_state=0)  # inputs in any order
 
 
-def test_kernel_equals_the_pandas_reference(lake_frame: pd.DataFrame) -> None:
-    df = with_edge_rows(lake_frame)
-    expected = reference_features(df)
+@pytest.fixture(scope="module")
+def edge_frame(lake_frame: pd.DataFrame) -> pd.DataFrame:
+    return with_edge_rows(lake_frame)
+
+
+@pytest.fixture(scope="module")
+def edge_reference(edge_frame: pd.DataFrame) -> pd.DataFrame:
+    """The pandas reference on the edge rows (≈2 s), computed once for the two tests reading it."""
+    return reference_features(edge_frame)
+
+
+def test_kernel_equals_the_pandas_reference(
+    edge_frame: pd.DataFrame, edge_reference: pd.DataFrame
+) -> None:
+    df, expected = edge_frame, edge_reference
     assert len(expected) == len(df) and expected["transaction_id"].is_monotonic_increasing
     assert list(expected.columns) == ["transaction_id", *FEATURE_NAMES]
     assert_same_features(kernel_features(df), expected)
 
 
-def test_edge_rows_follow_the_definitions(lake_frame: pd.DataFrame) -> None:
-    df = with_edge_rows(lake_frame)
+def test_edge_rows_follow_the_definitions(
+    lake_frame: pd.DataFrame, edge_frame: pd.DataFrame, edge_reference: pd.DataFrame
+) -> None:
     base = int(lake_frame["transaction_id"].max()) + 1
-    for features in (reference_features(df), kernel_features(df)):
+    for features in (edge_reference, kernel_features(edge_frame)):
         row = features.set_index("transaction_id").loc
         # ties: ordered by id 1 < 3 < 5; the window of id 3 holds ids 1 and 3 only
         assert [row[base + i, "customer_id_nb_tx_1day_window"] for i in (1, 3, 5)] == [1, 2, 3]

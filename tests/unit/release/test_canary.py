@@ -110,7 +110,9 @@ def metrics_server() -> Iterator[MetricsServer]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # serve_forever polls its shutdown flag every poll_interval (0.5 s by default): shutdown()
+    # at teardown would wait that long for each test.
+    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
     thread.start()
     try:
         yield state
