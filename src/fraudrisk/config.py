@@ -198,6 +198,44 @@ class CanarySettings(BaseModel):
     )
 
 
+class IdentitySettings(BaseModel):
+    """People: local users (Argon2id + TOTP), sessions, personal API tokens, lockout."""
+
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        description="Fernet key sealing TOTP seeds; empty = HOME/identity.key, made once (0600).",
+    )
+    mfa_required: bool = Field(True, description="Every role logs in with a TOTP code.")
+    max_failed_logins: int = Field(
+        5, ge=1, description="Wrong passwords or codes allowed; the next one locks the account."
+    )
+    lockout_minutes: float = Field(15.0, gt=0, description="How long a locked account waits.")
+    session_hours: float = Field(12.0, gt=0, description="Lifetime of a login session.")
+    token_max_days: int = Field(90, ge=1, description="Longest lifetime of a personal API token.")
+    totp_issuer: str = Field("fraudrisk", description="Issuer shown by authenticator apps.")
+
+
+class CasesSettings(BaseModel):
+    """Case management: grouping alerts into cases, priority, routing, the case API."""
+
+    join_window_hours: float = Field(
+        72.0, gt=0, description="An alert joins its customer's open case this recent."
+    )
+    routing_file: str = Field(
+        "", description="Routing rules (YAML); empty = the bundled default (cases/routing.yaml)."
+    )
+    ingest_batch: int = Field(5000, ge=1, le=100_000, description="Alerts per ingest transaction.")
+    auto_assign: bool = Field(
+        False,
+        description="Give each new case to the least-loaded member of its queue (off: "
+        "analysts take cases with claim-next).",
+    )
+    port: int = Field(8090, ge=1, le=65535, description="Port of `fraudrisk cases serve`.")
+    publish_labels_topic: bool = Field(
+        False, description="Also send resolutions' labels to the Kafka labels topic."
+    )
+
+
 class MonitoringSettings(BaseModel):
     """Drift, delayed-label performance and the retraining trigger (``fraudrisk monitor``).
 
@@ -328,6 +366,8 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     kinesis: KinesisSettings = KinesisSettings()
     monitoring: MonitoringSettings = MonitoringSettings()
+    identity: IdentitySettings = IdentitySettings()
+    cases: CasesSettings = CasesSettings()
 
     @property
     def lake_uri(self) -> str:
@@ -338,6 +378,11 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         """The database URL, defaulting to SQLite under HOME."""
         return self.db.url or f"sqlite:///{(self.home / 'fraudrisk.db').resolve()}"
+
+    @property
+    def identity_key_file(self) -> Path:
+        """Where the embedded mode keeps the key sealing TOTP seeds."""
+        return self.home / "identity.key"
 
     @property
     def mlflow_tracking_uri(self) -> str:

@@ -113,27 +113,7 @@ def redis_server() -> Iterator[str]:
             process.wait()
 
 
-# --- PostgreSQL (Optuna storage, MLflow backend, alert store) -------------------------------
-# Binaries from Debian's ``postgresql`` package (``make sysdeps`` installs it). ``initdb``
-# refuses root, so as root the cluster is created and run by the ``postgres`` system user.
-
-PG_USER = "fraudrisk"
-
-
-def _pg_bindir() -> str:
-    import glob
-
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
-        pytest.fail("PostgreSQL is not installed: `apt-get install -y postgresql` (make does)")
-    return os.path.dirname(found[-1])
-
-
-def _pg_run(*command: str) -> None:
-    import subprocess
-
-    as_owner = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    subprocess.run([*as_owner, *command], check=True, capture_output=True)
+# --- PostgreSQL (Optuna storage, MLflow backend, alert store, cases) ------------------------
 
 
 @pytest.fixture(scope="session")
@@ -142,35 +122,10 @@ def postgres_server() -> Iterator[str]:
 
     Databases ``optuna``, ``mlflow`` and ``alerts`` exist; append ``/<database>`` to the URL.
     """
-    import contextlib
-    import shutil
-    import subprocess
-    import tempfile
+    from fraudrisk.io.local_postgres import PostgresUnavailableError, local_postgres
 
-    bindir, port = _pg_bindir(), _free_port()
-    data = tempfile.mkdtemp(prefix="fraudrisk-pg-")
-    if os.geteuid() == 0:
-        shutil.chown(data, "postgres", "postgres")
     try:
-        _pg_run(f"{bindir}/initdb", "-D", data, "-A", "trust", "-U", PG_USER, "--no-sync")
-        options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        _pg_run(
-            f"{bindir}/pg_ctl",
-            "-D",
-            data,
-            "-o",
-            options,
-            "-l",
-            f"{data}/server.log",
-            "-w",
-            "-t",
-            "60",
-            "start",
-        )
-        for name in ("optuna", "mlflow", "alerts"):
-            _pg_run(f"{bindir}/createdb", "-h", "127.0.0.1", "-p", str(port), "-U", PG_USER, name)
-        yield f"postgresql://{PG_USER}@127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(subprocess.CalledProcessError):  # never started: no stop
-            _pg_run(f"{bindir}/pg_ctl", "-D", data, "-m", "fast", "-w", "stop")
-        shutil.rmtree(data, ignore_errors=True)
+        with local_postgres(("optuna", "mlflow", "alerts")) as url:
+            yield url
+    except PostgresUnavailableError as error:
+        pytest.fail(str(error))

@@ -181,6 +181,16 @@ def test_help_lists_the_command_groups(installed: Installed) -> None:
 
 @pytest.mark.slow
 @pytest.mark.integration
+def test_database_migrations_and_routing_rules_ship_in_the_wheel(installed: Installed) -> None:
+    home = {"FRAUDRISK_HOME": str(installed.workdir / "cases-home")}
+    assert "→" in installed.cli("db", "upgrade", **home).ok()
+    assert "code needs 0001 (up to date)" in installed.cli("db", "current", **home).ok()
+    assert "0 alerts → 0 new cases" in installed.cli("cases", "ingest", **home).ok()  # routing.yaml
+    assert "analyst" in installed.cli("users", "permissions", "--markdown", **home).ok()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
 def test_pipeline_compile_training_writes_the_kfp_ir(installed: Installed) -> None:
     assert "wrote" in installed.cli("pipeline", "compile", "training").ok()
     spec = yaml.safe_load((installed.workdir / "training.yaml").read_text())

@@ -29,6 +29,7 @@ from fraudrisk.alerts.records import (
     ScoreRecord,
     WriteResult,
 )
+from fraudrisk.io.database import sqlite_pragmas
 
 # The records lived here before they had their module; importers take them from here.
 __all__ = [
@@ -95,7 +96,7 @@ class AlertStore:
         self.url = url
         self.engine: Engine = sa.create_engine(url, future=True, **engine_options)
         if self.engine.dialect.name == "sqlite":
-            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+            sa.event.listen(self.engine, "connect", sqlite_pragmas)
         METADATA.create_all(self.engine)
 
     def write(self, records: Sequence[ScoreRecord]) -> WriteResult:
@@ -169,12 +170,3 @@ class AlertStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
-
-
-def _sqlite_pragmas(connection: Any, _record: Any) -> None:
-    """WAL + NORMAL sync: durable on commit, fast enough for a stream sink; wait on locks."""
-    cursor = connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()

@@ -7,12 +7,15 @@ import typer
 from fraudrisk.cli import (
     api,
     canary,
+    cases,
     config,
     data,
+    db,
     demo,
     features,
     ingest,
     kafka,
+    labels,
     lake,
     monitor,
     pipeline,
@@ -20,6 +23,7 @@ from fraudrisk.cli import (
     serve,
     stream,
     train,
+    users,
 )
 from fraudrisk.console import examples
 
@@ -41,6 +45,7 @@ app = typer.Typer(
 MODULES = (
     *(demo, data, ingest, train, serve),
     *(config, lake, features, kafka, stream, pipeline, canary, api, score, monitor),
+    *(cases, labels, db, users),
 )
 for module in MODULES:
     app.add_typer(module.app)

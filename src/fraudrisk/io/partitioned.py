@@ -50,6 +50,15 @@ class DayPartitions:
                     self.storage.fs.delete_file(info.path)
         return relative
 
+    def read_day(self, day: dt.date, columns: Iterable[str] | None = None) -> list[pa.Table]:
+        """The files of one day partition, as tables (none if the day is absent)."""
+        chosen = list(columns) if columns is not None else None
+        tables = []
+        for info in self.storage.list_dir(partition_name(day)):
+            with self.storage.fs.open_input_file(info.path) as handle:
+                tables.append(pq.ParquetFile(handle).read(columns=chosen))
+        return tables
+
     def days(self) -> list[dt.date]:
         """The day partitions present, in order."""
         return sorted(

@@ -21,44 +21,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from fraudrisk.config import Settings
+from fraudrisk.data.labels import LabelMessage, label_messages, publish_labels
 from fraudrisk.io.lake import Lake
-from fraudrisk.schemas import NonNegativeId
 
+# The label message and its publishing live in fraudrisk.data.labels (the case service sends
+# labels too); monitoring's importers take them from here as before.
+__all__ = ["LabelMessage", "kafka_labels", "label_messages", "lake_labels", "publish_labels"]
 log = logging.getLogger(__name__)
 #: Columns of a labels frame.
 LABEL_FRAME_COLUMNS = ("transaction_id", "tx_fraud", "labelled_at")
 _GROUP_ID = "fraudrisk-monitoring-labels"
-
-
-class LabelMessage(BaseModel):
-    """One message of the ``labels`` topic."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    transaction_id: NonNegativeId
-    tx_fraud: int = Field(ge=0, le=1, description="1 = fraud.")
-    labelled_at: dt.datetime | None = Field(
-        None, description="When the label was given (naive UTC); absent = the message time."
-    )
-    customer_id: NonNegativeId | None = Field(None, description="The card (message key).")
-    terminal_id: NonNegativeId | None = Field(None, description="For the terminal risk state.")
-    tx_datetime: dt.datetime | None = Field(None, description="When the transaction happened.")
-
-    @field_validator("labelled_at", "tx_datetime")
-    @classmethod
-    def _naive_utc(cls, value: dt.datetime | None) -> dt.datetime | None:
-        if value is not None and value.tzinfo is not None:
-            return value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value
-
-    def key(self) -> bytes:
-        """The message key: the customer (the platform's topics are keyed by customer)."""
-        return str(
-            self.customer_id if self.customer_id is not None else self.transaction_id
-        ).encode()
 
 
 def labelled_through(as_of: dt.date, delay_days: int) -> dt.date:
@@ -100,71 +75,6 @@ def _empty() -> pd.DataFrame:
             "labelled_at": pd.Series(dtype="datetime64[us]"),
         }
     )
-
-
-def label_messages(
-    rows: pd.DataFrame, labelled_at: dt.datetime | None = None
-) -> list[LabelMessage]:
-    """Label messages of lake-like rows (``transaction_id``, ``tx_fraud`` and any known fields).
-
-    Args:
-        rows: One row per label; ``labelled_at`` column or argument, else now.
-        labelled_at: When the labels were given, for rows without a ``labelled_at``.
-
-    Raises:
-        ValueError: If a row is not a valid label (the first problems are named).
-    """
-    now = labelled_at or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    optional = ("customer_id", "terminal_id", "tx_datetime", "labelled_at")
-    columns = ["transaction_id", "tx_fraud", *(c for c in optional if c in rows.columns)]
-    records = rows[columns].to_dict("records")
-    messages, problems = [], []
-    for number, record in enumerate(records, start=1):
-        record = {k: (None if pd.isna(v) else v) for k, v in record.items()}
-        record["labelled_at"] = record.get("labelled_at") or now
-        try:
-            messages.append(LabelMessage.model_validate(record))
-        except ValidationError as error:
-            problems.append(f"row {number}: {error.errors()[0]['loc']} {error.errors()[0]['msg']}")
-    if problems:
-        raise ValueError(f"{len(problems)} invalid labels, e.g. {problems[:3]}")
-    return messages
-
-
-def publish_labels(
-    settings: Settings,
-    labels: Iterable[LabelMessage] | pd.DataFrame,
-    producer: Any = None,
-    timeout_s: float = 30.0,
-) -> int:
-    """Send labels to the ``labels`` topic, keyed by customer, and wait for the broker's acks.
-
-    Args:
-        settings: Platform settings (Kafka cluster and ``labels_topic``).
-        labels: Messages, or lake-like rows (see :func:`label_messages`).
-        producer: A producer to reuse; default: the platform's idempotent producer.
-        timeout_s: Seconds to wait for delivery.
-
-    Returns:
-        How many labels were delivered.
-
-    Raises:
-        ValueError: If a label is invalid.
-        RuntimeError: If some labels were not delivered in time.
-    """
-    from fraudrisk.io.kafka import make_producer, produce_waiting
-
-    messages = label_messages(labels) if isinstance(labels, pd.DataFrame) else list(labels)
-    producer = producer or make_producer(settings, **{"linger.ms": 20})
-    topic = settings.kafka.labels_topic
-    for message in messages:
-        value = message.model_dump_json(exclude_none=True).encode()
-        produce_waiting(producer, topic, message.key(), value)
-        producer.poll(0)
-    remaining = producer.flush(timeout_s)
-    if remaining:
-        raise RuntimeError(f"{remaining} of {len(messages)} labels not delivered to {topic}")
-    return len(messages)
 
 
 def decode_label(value: bytes | None, timestamp_ms: int | None = None) -> LabelMessage:
@@ -221,7 +131,7 @@ def kafka_labels(settings: Settings, as_of: dt.date, timeout_s: float = 30.0) ->
         ValueError: If the topic does not exist.
         TimeoutError: If the topic cannot be read to its end within ``timeout_s``.
     """
-    from fraudrisk.io.kafka import make_consumer
+    from fraudrisk.io.kafka import make_consumer  # deferred: confluent_kafka (streaming extra)
 
     topic = settings.kafka.labels_topic
     consumer = make_consumer(settings, _GROUP_ID)
@@ -236,7 +146,7 @@ def kafka_labels(settings: Settings, as_of: dt.date, timeout_s: float = 30.0) ->
 
 
 def _read_to_end(consumer: Any, topic: str, timeout_s: float) -> tuple[list[LabelMessage], int]:
-    from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, TopicPartition  # deferred: streaming extra
 
     metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
     if metadata is None or metadata.error is not None or not metadata.partitions:

@@ -1,0 +1,83 @@
+"""The case service assembled from the settings: database, identity, routing, ingestion."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import threading
+
+from sqlalchemy.engine import Engine
+
+from fraudrisk.cases.api import CaseServices
+from fraudrisk.cases.ingest import CaseIngester
+from fraudrisk.cases.labels import LabelPublisher
+from fraudrisk.cases.routing import load_rules
+from fraudrisk.cases.sla import escalate_breached
+from fraudrisk.cases.work import CaseWork
+from fraudrisk.config import Settings
+from fraudrisk.data.labels import LabelsTable, publish_labels
+from fraudrisk.identity.service import identity_for
+from fraudrisk.io.database import open_database, utcnow
+from fraudrisk.io.lake import Lake
+
+log = logging.getLogger(__name__)
+
+
+def case_services(settings: Settings, engine: Engine | None = None) -> CaseServices:
+    """The services of the case API over the configured database (migrated if embedded).
+
+    Resolutions publish labels to the lake's labels table and, when
+    ``cases.publish_labels_topic`` is set, to the ``labels`` topic.
+    """
+    engine = engine or open_database(settings.db_url)
+    lake = Lake.open(settings.lake_uri, settings.lake)
+    send = None
+    if settings.cases.publish_labels_topic:
+        send = functools.partial(publish_labels, settings)
+    publisher = LabelPublisher(engine, LabelsTable.beside(lake.storage), send)
+    return CaseServices(
+        engine, identity_for(settings, engine), CaseWork(engine, on_resolved=publisher)
+    )
+
+
+def case_ingester(settings: Settings, engine: Engine) -> CaseIngester:
+    """The ingester of the configured routing rules and join window."""
+    return CaseIngester(
+        engine,
+        load_rules(settings.cases.routing_file or None),
+        dt.timedelta(hours=settings.cases.join_window_hours),
+        settings.cases.ingest_batch,
+        settings.cases.auto_assign,
+    )
+
+
+class IngestLoop:
+    """A background round every ``interval_s`` until stopped: ingest alerts, escalate SLAs."""
+
+    def __init__(self, ingester: CaseIngester, interval_s: float = 2.0) -> None:
+        self.ingester, self.interval_s = ingester, interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="case-ingest", daemon=True)
+
+    def start(self) -> None:
+        """Start ingesting."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                done = self.ingester.ingest_all()
+                if done.alerts:
+                    log.info("ingested %d alerts: %d cases opened", done.alerts, done.opened)
+                escalated = escalate_breached(self.ingester.engine, utcnow())
+                if escalated:
+                    log.info("%d cases past their SLA escalated", len(escalated))
+            except Exception:  # the database may be down: log, retry next round
+                log.exception("case ingestion failed; retrying in %.0f s", self.interval_s)
+            self._stop.wait(self.interval_s)
+
+    def stop(self) -> None:
+        """Stop after the current round."""
+        self._stop.set()
+        self._thread.join(timeout=30)
