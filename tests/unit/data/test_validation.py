@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from fraudrisk.data.validation import (
@@ -205,19 +206,27 @@ def test_empty_batch() -> None:
     assert result.valid.num_rows == 0 and result.rejected.num_rows == 0
 
 
+def _text(integers: np.ndarray) -> pa.Array:
+    """Integers as decimal strings (what ``integers.astype(str)`` holds)."""
+    return pc.cast(pa.array(integers), pa.string())
+
+
 @pytest.mark.slow
 def test_handbook_scale_in_seconds() -> None:
     n = 1_754_155
     seconds = np.sort(np.random.default_rng(0).integers(0, 183 * 86_400, n))
     when = np.datetime64("2018-04-01") + seconds.astype("timedelta64[s]")
+    # The text columns built by Arrow (integers cast, the 20,000 distinct amounts taken): the
+    # same table as numpy's astype(str) gives, in a quarter of the time (≈1 s instead of 4 s).
+    amounts = pa.array(np.round(np.arange(20_000) / 100, 2).astype(str))
     table = pa.table(
         {
-            "TRANSACTION_ID": pa.array(np.arange(n).astype(str)),
+            "TRANSACTION_ID": _text(np.arange(n)),
             "TX_DATETIME": pa.array(np.datetime_as_string(when).astype(object)),
-            "CUSTOMER_ID": pa.array((np.arange(n) % 5000).astype(str)),
-            "TERMINAL_ID": pa.array((np.arange(n) % 10_000).astype(str)),
-            "TX_AMOUNT": pa.array(np.round(np.arange(n) % 20_000 / 100, 2).astype(str)),
-            "TX_TIME_SECONDS": pa.array(seconds.astype(str)),
+            "CUSTOMER_ID": _text(np.arange(n) % 5000),
+            "TERMINAL_ID": _text(np.arange(n) % 10_000),
+            "TX_AMOUNT": amounts.take(pa.array(np.arange(n) % 20_000)),
+            "TX_TIME_SECONDS": _text(seconds),
         }
     )
     started = time.perf_counter()
