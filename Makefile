@@ -10,7 +10,7 @@ export FRAUDRISK_HOME ?= $(CURDIR)/.fraudrisk
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: help install sysdeps demo test test-fast lint format typecheck bench clean
+.PHONY: help install sysdeps oidc-provider demo test test-fast lint format typecheck bench clean
 
 
 
@@ -29,11 +29,13 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv if missing and install fraudrisk with every extra
 	@$(BIN)/python -m compileall -q src components pipelines serving > /dev/null
 
-sysdeps: ## Install the Debian packages of the local services (Redis, PostgreSQL, Java, Maven)
+sysdeps: ## Install the Debian packages of the local services (Redis, PostgreSQL, Java, Maven, Node.js)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
@@ -45,7 +47,11 @@ demo: install sysdeps ## Run the main job end to end on embedded defaults (under
 
 # Two workers, one test file per worker at a time: most slow tests wait on services and subprocesses.
 PYTEST_WORKERS ?= 2
-test: install sysdeps ## Install what the tests need, check the layers, then run the whole suite (slow tests included)
+# The OIDC provider of tests/integration/identity: npm ci once, cached under ~/.cache/fraudrisk.
+oidc-provider: ## Install the test OIDC provider (npm oidc-provider) outside the repository
+	$(PYTHON) tests/integration/identity/oidc_provider/npm_cache.py
+
+test: install sysdeps oidc-provider ## Install what the tests need, check the layers, then run the whole suite (slow tests included)
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 

@@ -198,6 +198,48 @@ class CanarySettings(BaseModel):
     )
 
 
+#: The roles an identity provider's group may map to (``fraudrisk.identity.roles.Role``'s
+#: values; a test keeps the two equal).
+OidcRole = Literal["analyst", "senior-analyst", "risk-manager", "mlops-engineer", "admin"]
+
+
+class OidcSettings(BaseModel):
+    """Corporate login by OpenID Connect (Cognito in production); off unless enabled."""
+
+    enabled: bool = Field(False, description="Offer `GET /v1/auth/oidc/login` on the case API.")
+    issuer: str = Field(
+        "",
+        description="Issuer URL (discovery at <issuer>/.well-known/openid-configuration); "
+        "https, or http on loopback only.",
+    )
+    client_id: str = Field("", description="The app client's id at the identity provider.")
+    client_secret: SecretStr = Field(
+        SecretStr(""), description="The app client's secret; empty = a public client (PKCE)."
+    )
+    redirect_url: str = Field(
+        "",
+        description="This API's callback as registered at the identity provider: "
+        "https://<host>/v1/auth/oidc/callback.",
+    )
+    scopes: list[str] = Field(["openid", "email", "profile"], description="Scopes requested.")
+    username_claim: str = Field(
+        "preferred_username", description="Claim naming the user (Cognito: cognito:username)."
+    )
+    groups_claim: str = Field(
+        "groups", description="Claim listing groups (Cognito: cognito:groups)."
+    )
+    group_roles: dict[str, OidcRole] = Field(
+        {},
+        description="Group → role. In several mapped groups, the first listed here wins; in "
+        "none, the login is refused (403).",
+    )
+    login_minutes: float = Field(
+        10.0, gt=0, le=60, description="How long a login started here may take at the provider."
+    )
+    leeway_s: int = Field(60, ge=0, le=300, description="Clock skew allowed on the ID token.")
+    timeout_s: float = Field(10.0, gt=0, description="Timeout of each call to the provider.")
+
+
 class IdentitySettings(BaseModel):
     """People: local users (Argon2id + TOTP), sessions, personal API tokens, lockout."""
 
@@ -213,6 +255,7 @@ class IdentitySettings(BaseModel):
     session_hours: float = Field(12.0, gt=0, description="Lifetime of a login session.")
     token_max_days: int = Field(90, ge=1, description="Longest lifetime of a personal API token.")
     totp_issuer: str = Field("fraudrisk", description="Issuer shown by authenticator apps.")
+    oidc: OidcSettings = OidcSettings()
 
 
 class CasesSettings(BaseModel):
@@ -233,6 +276,13 @@ class CasesSettings(BaseModel):
     port: int = Field(8090, ge=1, le=65535, description="Port of `fraudrisk cases serve`.")
     publish_labels_topic: bool = Field(
         False, description="Also send resolutions' labels to the Kafka labels topic."
+    )
+    baseline_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        description="Days before an alert whose transactions make the customer's baseline "
+        "of each reason-code feature in the case view (from the feature table).",
     )
 
 
@@ -258,6 +308,19 @@ class MonitoringSettings(BaseModel):
         le=1,
         description="Share of drifted features (of the model's features) that means drift.",
     )
+    drift_verdict: Literal["weighted", "columns"] = Field(
+        "weighted",
+        description="What dataset drift means: weighted = the drifted features hold at least "
+        "weighted_drift_share of the model's importance (mean |SHAP| over its reference); "
+        "columns = at least drift_share of its features drifted.",
+    )
+    weighted_drift_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="Share of the model's importance (mean |SHAP| over its reference) held by "
+        "drifted features that means drift (the weighted verdict).",
+    )
     stattest: str | None = Field(
         None, description="Evidently drift method for every feature (None = its defaults)."
     )
@@ -277,6 +340,13 @@ class MonitoringSettings(BaseModel):
         le=1,
         description="Relative drop of the labelled average precision (versus the model's own "
         "test metrics) that triggers retraining.",
+    )
+    max_relative_calibration_error: float = Field(
+        0.5,
+        gt=0,
+        description="Calibration alarm: the labelled window's expected calibration error "
+        "(10 quantile bins) above this share of its fraud rate (the thresholds assume "
+        "calibrated risk).",
     )
     cooldown_hours: float = Field(
         168.0, ge=0, description="At most one retraining per cause in this period."
@@ -346,6 +416,26 @@ class ApiSettings(BaseModel):
     ws_queue_size: int = Field(1000, ge=1, description="Events buffered per WebSocket client.")
     ws_auth_timeout_s: float = Field(5.0, gt=0, description="Wait for a WebSocket auth message.")
     model_retry_s: float = Field(30.0, gt=0, description="Retry loading the model this often.")
+    store_scores: bool = Field(
+        True,
+        description="Sync mode: write scores and alerts to the alert store (the settings' "
+        "database) from a background writer, so that its alerts become cases.",
+    )
+    store_batch_size: int = Field(
+        1000, ge=1, description="Sync mode: records per alert-store write (at most, roughly)."
+    )
+    store_flush_interval_s: float = Field(
+        0.1, gt=0, le=60, description="Sync mode: longest wait for more records before a write."
+    )
+    store_queue_size: int = Field(
+        100_000, ge=1, description="Records waiting for the writer at most; beyond, spooled."
+    )
+    store_retry_s: float = Field(
+        5.0, gt=0, description="While the store is down, retry it (then replay the spool)."
+    )
+    store_spool_dir: str = Field(
+        "", description="Records wait here while the store is down; empty = HOME/api-spool."
+    )
 
 
 class Settings(BaseSettings):

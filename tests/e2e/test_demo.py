@@ -40,7 +40,7 @@ def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch
         assert expected in out
     plot = home / "reports" / "daily_transactions.png"
     assert plot.read_bytes()[:4] == b"\x89PNG" and plot.stat().st_size > 30_000
-    # the handbook's 183 days, then step 8's 42 changed days (features rebuilt over all of them)
+    # the handbook's 183 days, then step 9's 42 changed days (features rebuilt over all of them)
     assert len(list((home / "lake").glob("dt=*"))) == 183 + 42
     assert len(list((home / "features").glob("dt=*"))) == 183 + 42
     assert (home / "feast" / "online.db").stat().st_size > 1_000_000
@@ -51,6 +51,7 @@ def test_demo_runs_lake_features_online_store_and_training(tmp_path, monkeypatch
     assert pipeline and int(pipeline.group(1)) <= 600  # #4's budget: ≤ 10 minutes on 2 cores
     assert_canary_served(out)
     assert_stream_replayed(out)
+    assert_cases_worked(out)
     assert_drift_retrained(out, home)
 
 
@@ -103,8 +104,20 @@ def assert_model_registered(out, home, monkeypatch):
         ).stat().st_size > 10_000
 
 
+def assert_cases_worked(out):
+    """Step 8: alerts in cases, resolved by the demo analyst, labels back and counted."""
+    out = out[out.index("8. cases") :]
+    ingested = re.search(r"case ingester: ([\d,]+) alerts → ([\d,]+) cases", out)
+    assert ingested and int(ingested.group(2).replace(",", "")) > 0, out[-3000:]
+    assert re.search(r"ana +analyst +password \S+ +TOTP seed [A-Z2-7]+", out)
+    assert re.search(r"│ \w+ = [\d.]+ \(usually [\d.e+-]+\)", out)  # the customer's baseline
+    labels = re.search(r"labels: (\d+) transactions resolved → (\d+) in .* (\d+) on the", out)
+    assert labels and labels.group(1) == labels.group(2) == labels.group(3), out[-3000:]
+    assert re.search(rf"on labels from {labels.group(1)} analyst, [\d,]+ lake", out)
+
+
 def assert_drift_retrained(out, home):
-    """Step 8: no trigger before the change, drift fires retraining once, then a cool-down."""
+    """Step 9: no trigger before the change, drift fires retraining once, then a cool-down."""
     decisions = re.findall(r"│ drift\s+│ (\S+)\s+│.*?│ (no_trigger|fired|suppressed)", out)
     assert [d for _, d in decisions] == ["no_trigger", "fired", "suppressed"], decisions
     assert [w for w, _ in decisions][1] == "2018-10-01..2018-10-03"

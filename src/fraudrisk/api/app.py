@@ -24,6 +24,7 @@ from fraudrisk.api.ratelimit import TokenBucketLimiter
 from fraudrisk.api.relay import KafkaRelay
 from fraudrisk.api.routes import router
 from fraudrisk.api.services import ApiServices
+from fraudrisk.api.store_sink import ColumnsStore, ScoreStoreWriter
 from fraudrisk.api.subscriptions import StreamHub
 from fraudrisk.api.sync_mode import ScoringService, default_variants
 from fraudrisk.api.tokens import PanTokenizer
@@ -37,7 +38,8 @@ DESCRIPTION = """Card transactions in, fraud decisions out.
 
 * `POST /v1/transactions` (one) and `POST /v1/transactions:batch` (`{"transactions": [...]}`):
   `?mode=sync` scores now (200), `?mode=async` produces to Kafka and answers 202 once the
-  broker acknowledged; the default mode is a setting.
+  broker acknowledged; the default mode is a setting. Sync scores and alerts are written to
+  the alert store in the background (spooled while it is down), where alerts become cases.
 * Card numbers (`card_number`, `pan`, ...) are replaced by a keyed `card_token` at the edge and
   never stored, logged or echoed.
 * Auth: `X-API-Key` or `Authorization: Bearer <JWT>`; scope `transactions:write`
@@ -56,6 +58,7 @@ def create_app(
     relay: bool | None = None,
     clock: Callable[[], float] = time.monotonic,
     registry: CollectorRegistry | None = None,
+    alert_store: Callable[[], ColumnsStore] | None = None,
 ) -> FastAPI:
     """The API application.
 
@@ -69,12 +72,14 @@ def create_app(
             Kafka is enabled and the producer comes from the settings).
         clock: Monotonic clock of the rate limiter.
         registry: Prometheus registry (default: a new one).
+        alert_store: Opens the alert store sync mode writes to, when ``api.store_scores``
+            (default: the settings' database).
 
     Raises:
         ValueError: If the auth or card-token settings are unusable.
     """
     settings = settings or get_settings()
-    services = build_services(settings, scorer, producer, relay, clock, registry)
+    services = build_services(settings, scorer, producer, relay, clock, registry, alert_store)
     app = FastAPI(title=TITLE, version="1", description=DESCRIPTION, lifespan=_lifespan(services))
     app.state.services = services
     errors.install(app)
@@ -93,6 +98,7 @@ def build_services(
     relay: bool | None,
     clock: Callable[[], float],
     registry: CollectorRegistry | None,
+    alert_store: Callable[[], ColumnsStore] | None = None,
 ) -> ApiServices:
     """Every part of the API, not started."""
     api = settings.api
@@ -110,6 +116,9 @@ def build_services(
         )
         if relay if relay is not None else producer is None:
             kafka_relay = KafkaRelay(settings, hub.publish_threadsafe)
+    store = None
+    if api.store_scores:
+        store = ScoreStoreWriter.from_settings(settings, metrics.store, alert_store)
     return ApiServices(
         settings=settings,
         metrics=metrics,
@@ -120,6 +129,7 @@ def build_services(
         hub=hub,
         sink=sink,
         relay=kafka_relay,
+        store=store,
     )
 
 
@@ -145,6 +155,8 @@ def _lifespan(services: ApiServices) -> Callable[[FastAPI], AbstractAsyncContext
             services.sink.start()
         if services.relay is not None:
             services.relay.start()
+        if services.store is not None:
+            services.store.start()
         log.info(
             "Transaction API ready: model %s, kafka %s",
             services.scoring.state,
@@ -157,6 +169,8 @@ def _lifespan(services: ApiServices) -> Callable[[FastAPI], AbstractAsyncContext
                 await loop.run_in_executor(None, services.relay.stop)
             if services.sink is not None:
                 await loop.run_in_executor(None, services.sink.close)
+            if services.store is not None:  # flushes what waits (or spools it)
+                await loop.run_in_executor(None, services.store.close)
             services.scoring.close()
 
     return lifespan

@@ -225,6 +225,11 @@ class Readiness(BaseModel):
     kafka: Literal["ok", "unreachable", "disabled"]
     stream_relay: Literal["assigned", "starting", "stopped", "disabled"]
     card_tokens: bool = Field(description="Whether card numbers can be tokenised (key set).")
+    alert_store: Literal["ok", "spooling", "disabled"] = Field(
+        "disabled",
+        description="Sync mode's writes to the alert store: ok; spooling = the store is down "
+        "or the spool waits for a replay (requests are answered either way); disabled.",
+    )
 
 
 class StreamEvent(BaseModel):

@@ -1,4 +1,8 @@
-"""What the routes call: admission (auth, scope, rate limit), edge checks, and the two modes."""
+"""What the routes call: admission (auth, scope, rate limit), edge checks, and the two modes.
+
+Sync mode answers from the scorer and hands the scored batch to the alert-store writer
+(:mod:`fraudrisk.api.store_sink`), which stores it in the background.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from fraudrisk.api.models import PAN_FIELD, FieldError, Mode, Readiness, Transac
 from fraudrisk.api.prometheus import ApiMetrics
 from fraudrisk.api.ratelimit import TokenBucketLimiter, retry_after
 from fraudrisk.api.relay import KafkaRelay
+from fraudrisk.api.store_sink import ScoreStoreWriter
 from fraudrisk.api.subscriptions import StreamHub, score_events
 from fraudrisk.api.sync_mode import ScoringService, result_of
 from fraudrisk.api.tokens import PanTokenizer
@@ -40,6 +45,7 @@ class ApiServices:
     hub: StreamHub
     sink: TransactionSink | None
     relay: KafkaRelay | None
+    store: ScoreStoreWriter | None = None
 
     # ----------------------------------------------------------------------------- admission
     def admit(
@@ -128,13 +134,13 @@ class ApiServices:
         return mode
 
     async def score(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """Sync mode: score, push the decisions to subscribers, return the results.
+        """Sync mode: score, queue for the store, push to subscribers, return the results.
 
         Raises:
             ApiError: 503 if no scorer is available.
         """
         try:
-            rows = await self.scoring.score(transactions)
+            scored = await self.scoring.score(transactions)
         except RuntimeError:
             raise ApiError(
                 503,
@@ -143,10 +149,12 @@ class ApiServices:
                 "unavailable",
                 headers={"Retry-After": "5"},
             ) from None
-        for event in score_events(rows, ALERT_DECISIONS):
+        if self.store is not None:  # a queue append: the writer thread does the I/O
+            self.store.submit(scored.batch, scored.scores, [t.tx_datetime for t in transactions])
+        for event in score_events(scored.rows, ALERT_DECISIONS):
             self.hub.publish(event)
-        self.metrics.transactions.labels("sync").inc(len(rows))
-        return [result_of(row) for row in rows]
+        self.metrics.transactions.labels("sync").inc(len(scored.rows))
+        return [result_of(row) for row in scored.rows]
 
     async def enqueue(self, transactions: Sequence[Transaction]) -> list[int]:
         """Async mode: produce to Kafka and wait for the acknowledgements.
@@ -172,6 +180,7 @@ class ApiServices:
             "disabled" if self.sink is None else "ok" if self.sink.reachable() else "unreachable"
         )
         relay = "disabled" if self.relay is None else self.relay.state
+        store = "disabled" if self.store is None else self.store.state
         needs_kafka = self.settings.api.default_mode == "async"
         ready = model != "not_loaded" and (kafka == "ok" or not needs_kafka)
         return Readiness(
@@ -181,4 +190,5 @@ class ApiServices:
             kafka=kafka,
             stream_relay=relay,
             card_tokens=self.tokenizer is not None,
+            alert_store=store,
         )

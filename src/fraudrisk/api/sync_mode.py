@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from fraudrisk.config import Settings
 from fraudrisk.schemas import Transaction
+from fraudrisk.scoring.scorer import RowScores
 from fraudrisk.scoring.state_reader import EntityStates, FeastStateReader, StateReader
 from fraudrisk.scoring.vectors import TransactionBatch
 from fraudrisk.serving.prometheus import scorer_metrics
@@ -83,6 +85,15 @@ def default_variants(settings: Settings, registry: CollectorRegistry) -> ServedV
     return ServedVariants(spec, settings, states=lambda _settings: state, metrics=metrics)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """A scored request: the batch and its scores (what the store keeps), and the answer rows."""
+
+    batch: TransactionBatch
+    scores: RowScores
+    rows: list[dict[str, Any]]
+
+
 class ScoringService:
     """Scores validated transactions with the served variants, off the event loop."""
 
@@ -128,8 +139,10 @@ class ScoringService:
         """The model versions serving now."""
         return [v for v in self.variants.versions() if v]
 
-    async def score(self, transactions: Sequence[Transaction]) -> list[dict[str, Any]]:
-        """One result per transaction, in order (the fields of ``ScoreResult`` plus entity ids).
+    async def score(self, transactions: Sequence[Transaction]) -> Scored:
+        """The batch's scores, and one result row per transaction in order.
+
+        A row holds the fields of ``ScoreResult`` plus the entity ids.
 
         Raises:
             RuntimeError: If nothing can score (not started).
@@ -139,23 +152,27 @@ class ScoringService:
         batch = transaction_batch(transactions)
         loop = asyncio.get_running_loop()
         scores = await loop.run_in_executor(self._pool, self.variants.score, batch)
-        return [
-            {
-                "transaction_id": t.transaction_id,
-                "customer_id": t.customer_id,
-                "terminal_id": t.terminal_id,
-                "tx_datetime": t.tx_datetime.isoformat(),
-                "tx_amount": t.tx_amount,
-                "risk_score": float(scores.risk_score[i]),
-                "decision": scores.decision[i],
-                "reason_codes": json.loads(scores.reason_codes[i]),
-                "model_name": scores.model_name[i],
-                "model_version": scores.model_version[i],
-                "variant": scores.variant[i],
-                "fallback": bool(scores.fallback[i]),
-            }
-            for i, t in enumerate(transactions)
-        ]
+        return Scored(batch, scores, _rows(transactions, scores))
+
+
+def _rows(transactions: Sequence[Transaction], scores: RowScores) -> list[dict[str, Any]]:
+    return [
+        {
+            "transaction_id": t.transaction_id,
+            "customer_id": t.customer_id,
+            "terminal_id": t.terminal_id,
+            "tx_datetime": t.tx_datetime.isoformat(),
+            "tx_amount": t.tx_amount,
+            "risk_score": float(scores.risk_score[i]),
+            "decision": scores.decision[i],
+            "reason_codes": json.loads(scores.reason_codes[i]),
+            "model_name": scores.model_name[i],
+            "model_version": scores.model_version[i],
+            "variant": scores.variant[i],
+            "fallback": bool(scores.fallback[i]),
+        }
+        for i, t in enumerate(transactions)
+    ]
 
 
 #: Fields of a sync answer (the event published to subscribers has the entity fields too).

@@ -7,8 +7,10 @@
 - ``queries`` / ``views`` — queue pages and the case view, limited to the caller's queues.
 - ``work`` — moves, comments, claim-next, bulk actions (versioned, audited).
 - ``queues`` — queue membership and figures.
+- ``baselines`` — the customer's usual value of each reason-code feature (feature table).
+- ``labels`` / ``chargebacks`` — resolutions and chargeback feeds become labels.
 - ``http`` / ``api`` — the case API (FastAPI): bearer auth, Problem JSON, the routes.
 - ``service`` — the service assembled from the settings; the background ingest loop.
 
-May import identity, alerts, io, config and the base modules.
+May import features, data, identity, alerts, io, config and the base modules.
 """

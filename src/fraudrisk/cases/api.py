@@ -1,8 +1,9 @@
 """The case API (FastAPI, ``fraudrisk cases serve``): versioned REST under ``/v1/``.
 
-Every route but ``/healthz`` and ``/v1/auth/login`` needs a bearer token (a login session or a
-personal API token); each checks the caller's permission and, for a case or a queue, that it
-is one of theirs. OpenAPI at ``/openapi.json``, docs at ``/docs``.
+Every route but ``/healthz``, ``/v1/auth/login`` and the corporate login (``/v1/auth/oidc/…``,
+when ``identity.oidc`` is on) needs a bearer token (a login session or a personal API token);
+each checks the caller's permission and, for a case or a queue, that it is one of theirs.
+OpenAPI at ``/openapi.json``, docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -14,18 +15,25 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Path, Query, Request, Response
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, StreamingResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.engine import Engine
 
 from fraudrisk.cases import events, queries, queues
-from fraudrisk.cases.http import bearer_token, install_error_handlers, principal_of
+from fraudrisk.cases.http import (
+    bearer_token,
+    client_address,
+    install_error_handlers,
+    principal_of,
+    problem,
+)
 from fraudrisk.cases.lifecycle import Action, Disposition
 from fraudrisk.cases.prometheus import CaseMetrics
 from fraudrisk.cases.queries import Baselines, CaseFilter
 from fraudrisk.cases.views import CaseSummary, CaseView, Event
 from fraudrisk.cases.work import CaseWork, Move
+from fraudrisk.identity import oidc
 from fraudrisk.identity.audit import AuditQuery
 from fraudrisk.identity.principal import Principal
 from fraudrisk.identity.roles import Permission
@@ -48,6 +56,7 @@ class CaseServices:
     work: CaseWork
     clock: Callable[[], dt.datetime] = utcnow
     baselines: Baselines | None = None
+    oidc: oidc.OidcLogin | None = None  # None: from the identity settings (off by default)
 
 
 class LoginIn(BaseModel):
@@ -124,6 +133,7 @@ def create_app(services: CaseServices) -> FastAPI:
     app.state.services = services
 
     _auth_routes(app, services)
+    _oidc_routes(app, services)
     _case_routes(app, services)
     _admin_routes(app, services)
     return app
@@ -165,6 +175,64 @@ def _auth_routes(app: FastAPI, services: CaseServices) -> None:
             role=caller.role.value,
             permissions=sorted(p.value for p in caller.permissions),
         )
+
+
+_OidcText = Annotated[str, Query(max_length=4096)]
+
+
+def _oidc_routes(app: FastAPI, services: CaseServices) -> None:
+    """Corporate login (OIDC): a redirect to the provider, its callback → a session token."""
+    flow = services.oidc or oidc.oidc_login_for(services.identity.sessions)
+
+    async def oidc_problem(_request: Request, error: Exception) -> JSONResponse:
+        status, title = getattr(error, "status", 401), getattr(error, "title", "Unauthorized")
+        return problem(status, title, str(error))
+
+    app.add_exception_handler(oidc.OidcError, oidc_problem)
+
+    def started() -> oidc.OidcLogin:
+        if flow is None:
+            raise oidc.OidcDisabledError(
+                "corporate login (OIDC) is off here: log in with a password"
+            )
+        return flow
+
+    @app.get(
+        "/v1/auth/oidc/login",
+        tags=["auth"],
+        status_code=302,
+        response_class=RedirectResponse,
+        responses={302: {"description": "To the identity provider's login page."}},
+    )
+    def oidc_login() -> RedirectResponse:
+        start = started().begin()
+        response = RedirectResponse(start.url, status_code=302)
+        response.set_cookie(
+            oidc.COOKIE,
+            start.cookie,
+            max_age=start.max_age,
+            path=start.cookie_path,
+            secure=start.secure,
+            httponly=True,
+            samesite="lax",
+        )
+        return response
+
+    @app.get("/v1/auth/oidc/callback", tags=["auth"])
+    def oidc_callback(
+        request: Request,
+        response: Response,
+        code: _OidcText = "",
+        state: _OidcText = "",
+        error: _OidcText = "",
+        iss: _OidcText = "",
+    ) -> TokenOut:
+        login = started()
+        answer = oidc.Callback(code, state, error, iss)
+        issued = login.finish(answer, request.cookies.get(oidc.COOKIE), client_address(request))
+        response.delete_cookie(oidc.COOKIE, path=login.cookie_path, httponly=True, samesite="lax")
+        response.headers["Cache-Control"] = "no-store"
+        return TokenOut(token=issued.token, expires_at=issued.expires_at)
 
 
 def _case_routes(app: FastAPI, services: CaseServices) -> None:

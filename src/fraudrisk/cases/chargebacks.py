@@ -11,17 +11,20 @@ analysts can see why it was missed. Ingesting the same feed again opens nothing 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from fraudrisk.alerts.store import METADATA as ALERT_STORE_TABLES
 from fraudrisk.alerts.store import SCORES
+from fraudrisk.cases.ingest import case_alert_row, sync_queues, system_event
 from fraudrisk.cases.lifecycle import Status
+from fraudrisk.cases.routing import RoutingRules, load_rules
 from fraudrisk.cases.tables import CASE_ALERTS, CASE_EVENTS, CASES, QUEUES
 from fraudrisk.data.labels import LabelMessage, LabelsTable, label_messages
 from fraudrisk.identity import audit
@@ -70,16 +73,23 @@ class ChargebackIngester:
         table: LabelsTable,
         send: Callable[[Sequence[LabelMessage]], int] | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
+        rules: RoutingRules | None = None,
     ) -> None:
+        """Labels to ``table`` (and ``send``); cases in the routing file's missed-fraud queue."""
         self.engine, self.table, self.send, self.clock = engine, table, send, clock
+        ALERT_STORE_TABLES.create_all(engine)  # no scorer may have written yet
+        sync_queues(engine, rules or load_rules())
 
-    def ingest(
-        self, actor: Actor, feed: pd.DataFrame, sla_minutes: int = 1440
-    ) -> ChargebacksIngested:
+    def ingest(self, actor: Actor, feed: pd.DataFrame) -> ChargebacksIngested:
         """Publish the feed's labels and open a case for each fraud no case holds.
 
+        The labels are written first (the table, then the topic): if either fails, nothing is
+        opened and the same feed can simply be ingested again (a label given twice is the same
+        label; readers keep one per transaction).
+
         Raises:
-            ValueError: If a row is not a valid label (the first problems are named).
+            ValueError: If a row is not a valid label (the first problems are named), or the
+                routing file has no missed-fraud queue.
         """
         now = self.clock()
         messages = [
@@ -91,7 +101,7 @@ class ChargebackIngester:
             self.send(messages)
         frauds = feed[feed["tx_fraud"] == 1]
         with self.engine.begin() as connection:
-            queue_id = _missed_queue(connection, now, sla_minutes)
+            queue_id, sla_minutes = _missed_queue(connection)
             opened, undescribed = self._missed(connection, frauds, queue_id, now, sla_minutes)
             audit.record(
                 connection,
@@ -145,10 +155,13 @@ def _facts(tx_id: int, scored: Any, described: pd.DataFrame) -> dict[str, Any] |
     if not set(_DESCRIBED) <= set(described.columns):
         return None
     row: Any = described.loc[tx_id]
+    if row[list(_DESCRIBED)].isna().any():  # the feed describes it only in part
+        return None
+    terminal = row["terminal_id"] if "terminal_id" in described.columns else None
     return {
         "transaction_id": tx_id,
         "customer_id": int(row["customer_id"]),
-        "terminal_id": int(row["terminal_id"]) if "terminal_id" in described.columns else -1,
+        "terminal_id": -1 if terminal is None or pd.isna(terminal) else int(terminal),
         "tx_datetime": pd.Timestamp(row["tx_datetime"]).to_pydatetime(),
         "tx_amount": float(row["tx_amount"]),
         "risk_score": 0.0,
@@ -159,19 +172,16 @@ def _facts(tx_id: int, scored: Any, described: pd.DataFrame) -> dict[str, Any] |
     }
 
 
-def _missed_queue(connection: Connection, now: dt.datetime, sla_minutes: int) -> int:
+def _missed_queue(connection: Connection) -> tuple[int, int]:
+    """The missed-fraud queue's id and SLA (made from the routing file by ``sync_queues``)."""
     found = connection.execute(
-        sa.select(QUEUES.c.id).where(QUEUES.c.name == MISSED_FRAUD_QUEUE)
-    ).scalar()
-    if found is not None:
-        return int(found)
-    insert = QUEUES.insert().values(
-        name=MISSED_FRAUD_QUEUE,
-        description="Chargebacks that never alerted",
-        sla_minutes=sla_minutes,
-        created_at=now,
-    )
-    return int(connection.execute(insert.returning(QUEUES.c.id)).scalar_one())
+        sa.select(QUEUES.c.id, QUEUES.c.sla_minutes).where(QUEUES.c.name == MISSED_FRAUD_QUEUE)
+    ).one_or_none()
+    if found is None:
+        raise ValueError(
+            f"the routing file has no {MISSED_FRAUD_QUEUE!r} queue: add it to its queues"
+        )
+    return int(found.id), int(found.sla_minutes)
 
 
 def _open_missed(
@@ -181,7 +191,7 @@ def _open_missed(
         "customer_id": tx["customer_id"],
         "queue_id": queue_id,
         "status": Status.NEW.value,
-        "priority": tx["tx_amount"],
+        "priority": tx["tx_amount"],  # the whole amount was lost
         "amount_total": tx["tx_amount"],
         "max_risk": tx["risk_score"],
         "alert_count": 1,
@@ -196,25 +206,7 @@ def _open_missed(
         "version": 1,
     }
     case_id = connection.execute(CASES.insert().values(**case).returning(CASES.c.id)).scalar_one()
-    member = {
-        name: tx[name]
-        for name in (
-            "transaction_id",
-            "customer_id",
-            "terminal_id",
-            "tx_datetime",
-            "tx_amount",
-            "risk_score",
-            "decision",
-            "reason_codes",
-            "model_version",
-            "variant",
-        )
-    }
-    connection.execute(CASE_ALERTS.insert().values(**member, case_id=case_id, alerted_at=now))
-    data = json.dumps({"rule": CHARGEBACK, "transaction_id": tx["transaction_id"]})
-    connection.execute(
-        CASE_EVENTS.insert().values(
-            case_id=case_id, at=now, actor="system", type="opened", data=data
-        )
-    )
+    member = case_alert_row(case_id, SimpleNamespace(**tx), alerted_at=now)
+    connection.execute(CASE_ALERTS.insert().values(**member))
+    data = {"rule": CHARGEBACK, "transaction_id": tx["transaction_id"]}
+    connection.execute(CASE_EVENTS.insert().values(**system_event(case_id, now, "opened", data)))

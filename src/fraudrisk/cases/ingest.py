@@ -175,14 +175,16 @@ class CaseIngester:
         self._insert(connection, drafts, now)
         touched = [c for c in existing.values() if c.alerts]
         _update(connection, touched, now)
-        members = [_case_alert(c.id, a) for c in drafts + touched for a in c.alerts]
-        events = [_event(c.id, now, "opened", {"rule": c.row["routing_rule"]}) for c in drafts]
+        members = [case_alert_row(c.id, a) for c in drafts + touched for a in c.alerts]
+        events = [
+            system_event(c.id, now, "opened", {"rule": c.row["routing_rule"]}) for c in drafts
+        ]
         events += [
-            _event(c.id, now, "assigned", {"user_id": c.row["assignee_id"]}) for c in assigned
+            system_event(c.id, now, "assigned", {"user_id": c.row["assignee_id"]}) for c in assigned
         ]
         added = [(c.id, a) for c in drafts for a in c.alerts[1:]]
         added += [(c.id, a) for c in touched for a in c.alerts]
-        events += [_event(i, now, "alert.added", {"tx": a.transaction_id}) for i, a in added]
+        events += [system_event(i, now, "alert.added", {"tx": a.transaction_id}) for i, a in added]
         bulk_insert(connection, CASE_ALERTS, members)
         bulk_insert(connection, CASE_EVENTS, events)
         joined = len(members) - len(drafts)
@@ -292,7 +294,10 @@ def _not_cased(connection: Connection, alerts: list[Any]) -> list[Any]:
     return [a for a in alerts if a.transaction_id not in cased]
 
 
-def _case_alert(case_id: int, alert: Any) -> dict[str, Any]:
+def case_alert_row(
+    case_id: int, alert: Any, alerted_at: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The ``case_alerts`` row of an alert (a store row, or any object with its fields)."""
     return {
         "transaction_id": alert.transaction_id,
         "case_id": case_id,
@@ -305,9 +310,10 @@ def _case_alert(case_id: int, alert: Any) -> dict[str, Any]:
         "reason_codes": alert.reason_codes,
         "model_version": alert.model_version,
         "variant": alert.variant,
-        "alerted_at": alert.created_at,
+        "alerted_at": alerted_at or alert.created_at,
     }
 
 
-def _event(case_id: int, at: dt.datetime, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+def system_event(case_id: int, at: dt.datetime, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    """A ``case_events`` row written by the platform (not a person)."""
     return {"case_id": case_id, "at": at, "actor": "system", "type": kind, "data": json.dumps(data)}

@@ -3,7 +3,9 @@
 Per queue: open cases, unassigned, SLA breaches, the oldest open case's age; resolved cases by
 disposition, the median time to resolve, and the false-positive rate (legitimate among
 resolved with a fraud/legitimate verdict) per queue and per routing rule — the figure that
-tells a risk team which rule or queue wastes analysts' time.
+tells a risk team which rule or queue wastes analysts' time. And the resolutions whose labels
+the outbox has not written to the labels table yet, with the oldest one's age: a growing figure
+means the lake's store is down.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine
 
 from fraudrisk.cases.lifecycle import OPEN_STATUSES, Disposition
-from fraudrisk.cases.tables import CASES, QUEUES
+from fraudrisk.cases.tables import CASES, LABEL_OUTBOX, QUEUES
 
 
 class CaseMetrics(Collector):
@@ -33,8 +35,33 @@ class CaseMetrics(Collector):
         with self.engine.connect() as connection:
             open_rows = connection.execute(_open_query(now)).all()
             resolved = connection.execute(_resolved_query()).all()
+            waiting = connection.execute(_outbox_query()).one()
         yield from _open_families(open_rows, now)
         yield from _resolved_families(resolved)
+        yield from _outbox_families(waiting, now)
+
+
+def _outbox_query() -> sa.Select[Any]:
+    """Outbox entries not in the labels table yet, and when the oldest of them was made."""
+    columns: list[Any] = [
+        sa.func.count().label("unstored"),
+        sa.func.min(LABEL_OUTBOX.c.created_at).label("oldest"),
+    ]
+    return sa.select(*columns).where(LABEL_OUTBOX.c.stored_at.is_(None))
+
+
+def _outbox_families(row: Any, now: dt.datetime) -> Iterator[GaugeMetricFamily]:
+    yield GaugeMetricFamily(
+        "fraudrisk_cases_labels_undelivered",
+        "Resolutions whose labels are not in the labels table yet (the outbox retries them).",
+        value=float(row.unstored),
+    )
+    age = (now - row.oldest).total_seconds() if row.oldest is not None else 0.0
+    yield GaugeMetricFamily(
+        "fraudrisk_cases_labels_undelivered_oldest_age_seconds",
+        "Age of the oldest resolution whose labels are not in the labels table yet.",
+        value=age,
+    )
 
 
 def _open_query(now: dt.datetime) -> sa.Select[Any]:

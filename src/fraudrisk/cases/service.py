@@ -10,13 +10,15 @@ import threading
 from sqlalchemy.engine import Engine
 
 from fraudrisk.cases.api import CaseServices
+from fraudrisk.cases.baselines import FeatureTableBaselines
 from fraudrisk.cases.ingest import CaseIngester
-from fraudrisk.cases.labels import LabelPublisher
+from fraudrisk.cases.labels import LabelOutbox
 from fraudrisk.cases.routing import load_rules
 from fraudrisk.cases.sla import escalate_breached
-from fraudrisk.cases.work import CaseWork
+from fraudrisk.cases.work import CaseWork, Outbox
 from fraudrisk.config import Settings
 from fraudrisk.data.labels import LabelsTable, publish_labels
+from fraudrisk.features.table import FeatureTable
 from fraudrisk.identity.service import identity_for
 from fraudrisk.io.database import open_database, utcnow
 from fraudrisk.io.lake import Lake
@@ -28,16 +30,23 @@ def case_services(settings: Settings, engine: Engine | None = None) -> CaseServi
     """The services of the case API over the configured database (migrated if embedded).
 
     Resolutions publish labels to the lake's labels table and, when
-    ``cases.publish_labels_topic`` is set, to the ``labels`` topic.
+    ``cases.publish_labels_topic`` is set, to the ``labels`` topic; the case view's baselines
+    come from the feature table.
     """
     engine = engine or open_database(settings.db_url)
     lake = Lake.open(settings.lake_uri, settings.lake)
     send = None
     if settings.cases.publish_labels_topic:
         send = functools.partial(publish_labels, settings)
-    publisher = LabelPublisher(engine, LabelsTable.beside(lake.storage), send)
+    outbox = LabelOutbox(engine, LabelsTable.beside(lake.storage), send)
+    baselines = FeatureTableBaselines(
+        FeatureTable.open(settings.feature_table_uri, settings.lake), settings.cases.baseline_days
+    )
     return CaseServices(
-        engine, identity_for(settings, engine), CaseWork(engine, on_resolved=publisher)
+        engine,
+        identity_for(settings, engine),
+        CaseWork(engine, outbox=outbox),
+        baselines=baselines,
     )
 
 
@@ -53,10 +62,16 @@ def case_ingester(settings: Settings, engine: Engine) -> CaseIngester:
 
 
 class IngestLoop:
-    """A background round every ``interval_s`` until stopped: ingest alerts, escalate SLAs."""
+    """A background round every ``interval_s`` until stopped.
 
-    def __init__(self, ingester: CaseIngester, interval_s: float = 2.0) -> None:
-        self.ingester, self.interval_s = ingester, interval_s
+    Each round ingests pending alerts, escalates breached SLAs and delivers the labels the
+    outbox still holds.
+    """
+
+    def __init__(
+        self, ingester: CaseIngester, interval_s: float = 2.0, outbox: Outbox | None = None
+    ) -> None:
+        self.ingester, self.interval_s, self.outbox = ingester, interval_s, outbox
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="case-ingest", daemon=True)
 
@@ -73,6 +88,8 @@ class IngestLoop:
                 escalated = escalate_breached(self.ingester.engine, utcnow())
                 if escalated:
                     log.info("%d cases past their SLA escalated", len(escalated))
+                if self.outbox is not None:
+                    self.outbox.deliver()
             except Exception:  # the database may be down: log, retry next round
                 log.exception("case ingestion failed; retrying in %.0f s", self.interval_s)
             self._stop.wait(self.interval_s)

@@ -81,3 +81,19 @@ CASE_EVENTS = sa.Table(
     sa.Column("type", sa.String(32), nullable=False),
     sa.Column("data", sa.Text, nullable=False),
 )
+#: Labels of a resolution, written in its transaction, delivered to the labels table and the
+#: topic after commit (and again by the background round until both took them).
+LABEL_OUTBOX = sa.Table(
+    "label_outbox",
+    APP_METADATA,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("case_id", sa.Integer, sa.ForeignKey("cases.id"), nullable=False, index=True),
+    sa.Column("labels", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime, nullable=False),
+    sa.Column("stored_at", sa.DateTime),
+    sa.Column("sent_at", sa.DateTime),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("last_error", sa.Text),
+)
+#: The pending deliveries, oldest first.
+sa.Index("ix_label_outbox_pending", LABEL_OUTBOX.c.stored_at, LABEL_OUTBOX.c.sent_at)

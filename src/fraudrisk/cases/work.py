@@ -5,16 +5,18 @@ conflict, never a lost update), moves it as :mod:`~fraudrisk.cases.lifecycle` al
 its timeline event and the audit log entry. "Claim next" takes the highest-priority
 unassigned case of a queue in one statement that skips rows another claim holds
 (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers): two analysts never get
-the same case. A resolution is handed to ``on_resolved`` after commit (labels go out from there).
+the same case. A resolution's labels go into the label outbox in its own transaction and are
+delivered after commit (:mod:`fraudrisk.cases.labels`); ``on_resolved`` hears of it after commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -45,6 +47,18 @@ class Resolution:
     resolved_by: str
 
 
+class Outbox(Protocol):
+    """Where a resolution's labels wait for delivery (:class:`~.labels.LabelOutbox`)."""
+
+    def add(self, connection: Connection, resolution: Resolution) -> int | None:
+        """Keep the labels in the resolution's transaction; the entry's id (None: no label)."""
+        ...
+
+    def deliver(self, ids: Sequence[int] | None = None, limit: int = ...) -> Any:
+        """Deliver pending entries; never raises."""
+        ...
+
+
 @dataclass(frozen=True)
 class Move:
     """One action on one case, with what it needs."""
@@ -65,8 +79,10 @@ class CaseWork:
         engine: Engine,
         clock: Callable[[], dt.datetime] = utcnow,
         on_resolved: Callable[[Resolution], None] | None = None,
+        outbox: Outbox | None = None,
     ) -> None:
         self.engine, self.clock, self.on_resolved = engine, clock, on_resolved
+        self.outbox = outbox
 
     def act(self, principal: Principal, case_id: int, move: Move) -> CaseSummary:
         """Apply one move to a case.
@@ -79,7 +95,7 @@ class CaseWork:
             ValueError: If the move lacks what it needs (a disposition, a wake-up time).
         """
         principal.require(Permission.CASES_WORK)
-        resolution = None
+        resolution, entry = None, None
         with self.engine.begin() as connection:
             row = visible_case(connection, principal, case_id)
             values, data = self._values(connection, principal, row, move)
@@ -90,10 +106,14 @@ class CaseWork:
             )
             if move.action is Action.RESOLVE:
                 resolution = self._resolution(connection, row, move, principal.username)
+                if self.outbox is not None:
+                    entry = self.outbox.add(connection, resolution)
             after = summary(
                 connection.execute(summary_select().where(CASES.c.id == case_id)).one(),
                 self.clock(),
             )
+        if entry is not None and self.outbox is not None:
+            self.outbox.deliver([entry])
         if resolution is not None and self.on_resolved is not None:
             self.on_resolved(resolution)
         return after
@@ -287,11 +307,7 @@ class CaseWork:
         results: dict[int, str] = {}
         for case_id in list(dict.fromkeys(case_ids))[:500]:
             try:
-                self.act(
-                    principal,
-                    case_id,
-                    Move(move.action, None, move.disposition, move.assignee, move.until, move.note),
-                )
+                self.act(principal, case_id, dataclasses.replace(move, version=None))
                 results[case_id] = "ok"
             except (
                 CaseNotFoundError,

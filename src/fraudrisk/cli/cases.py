@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from fraudrisk.config import get_settings
 from fraudrisk.console import console, examples
+
+if TYPE_CHECKING:
+    from fraudrisk.cases.ingest import CaseIngester, Ingested
+
+log = logging.getLogger(__name__)
 
 app = typer.Typer(
     name="cases",
@@ -20,19 +27,64 @@ app = typer.Typer(
 @app.command(
     "ingest",
     epilog=examples(
-        "fraudrisk cases ingest", "FRAUDRISK_DB__URL=postgresql+psycopg://… fraudrisk cases ingest"
+        "fraudrisk cases ingest",
+        "FRAUDRISK_DB__URL=postgresql+psycopg://… fraudrisk cases ingest",
+        "fraudrisk cases ingest --every 0.5   # keep ingesting until SIGTERM or Ctrl-C",
     ),
 )
-def ingest() -> None:
-    """Put every pending alert of the alert store into a case (idempotent), then exit."""
+def ingest(
+    every: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Keep ingesting: a round every SECONDS until SIGTERM or Ctrl-C (which end "
+            "it after the current batch); 0 = once, then exit.",
+        ),
+    ] = 0.0,
+) -> None:
+    """Put every pending alert of the alert store into a case (idempotent).
+
+    Once by default; with --every, a loop beside the scorers (no case API: see serve).
+    """
     from fraudrisk.cases.service import case_ingester  # deferred: sqlalchemy, pydantic models
     from fraudrisk.io.database import open_database
 
     settings = get_settings()
-    done = case_ingester(settings, open_database(settings.db_url)).ingest_all()
+    ingester = case_ingester(settings, open_database(settings.db_url))
+    done = _ingest_every(ingester, every) if every > 0 else ingester.ingest_all()
     console.print(
         f"{done.alerts:,} alerts → {done.opened:,} new cases, {done.joined:,} joined open ones"
     )
+
+
+def _ingest_every(ingester: CaseIngester, every_s: float) -> Ingested:
+    """Ingest a round every ``every_s`` seconds until SIGTERM or SIGINT; returns the totals.
+
+    A round that fails (the database may be down) is logged and retried at the next one.
+    """
+    from sqlalchemy.exc import SQLAlchemyError  # deferred: sqlalchemy only when ingesting
+
+    from fraudrisk.cases.ingest import Ingested
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    log.info("ingesting pending alerts every %.1f s until SIGTERM or Ctrl-C", every_s)
+    total = Ingested()
+    while not stop.is_set():
+        try:
+            done = ingester.ingest_all()
+        except SQLAlchemyError:
+            log.exception("case ingestion failed; retrying in %.1f s", every_s)
+        else:
+            total.alerts += done.alerts
+            total.opened += done.opened
+            total.joined += done.joined
+            if done.alerts:
+                log.info("ingested %d alerts: %d cases opened", done.alerts, done.opened)
+        stop.wait(every_s)
+    return total
 
 
 @app.command(
@@ -55,7 +107,7 @@ def serve(
     settings = get_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     services = case_services(settings)
-    loop = IngestLoop(case_ingester(settings, services.engine), ingest_every)
+    loop = IngestLoop(case_ingester(settings, services.engine), ingest_every, services.work.outbox)
     if ingest_every > 0:
         loop.start()
     try:

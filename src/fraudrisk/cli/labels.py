@@ -45,6 +45,7 @@ def ingest(
     The cases go to the missed-fraud queue. Ingesting the same feed twice opens nothing new.
     """
     from fraudrisk.cases.chargebacks import ChargebackIngester, read_feed  # deferred: pandas, sa
+    from fraudrisk.cases.routing import load_rules
     from fraudrisk.data.labels import LabelsTable, publish_labels
     from fraudrisk.identity.audit import Actor
     from fraudrisk.io.database import open_database
@@ -53,8 +54,9 @@ def ingest(
     settings = get_settings()
     lake = Lake.open(settings.lake_uri, settings.lake)
     send = functools.partial(publish_labels, settings) if publish_topic else None
+    rules = load_rules(settings.cases.routing_file or None)
     ingester = ChargebackIngester(
-        open_database(settings.db_url), LabelsTable.beside(lake.storage), send
+        open_database(settings.db_url), LabelsTable.beside(lake.storage), send, rules=rules
     )
     try:
         done = ingester.ingest(Actor(f"cli:{getpass.getuser()}", "cli"), read_feed(str(feed)))

@@ -92,24 +92,35 @@ def drift(
         typer.echo(json.dumps(result.summary(), indent=2))
         return
     console.print(drift_table(result))
+    console.print(weight_table(result))
     for note in notes_of(result):
         err_console.print(f"[yellow]note:[/yellow] {note}")
     typer.echo(f"report: {result.report}\njson:   {result.report_json}")  # unwrapped paths
 
 
 def drift_table(result: DriftResult) -> Table:
-    """The human view of a drift result: the verdicts, then each feature's drift score."""
+    """The human view of a drift result: both input verdicts, score drift, data quality."""
     settings = get_settings().monitoring
-    verdict = "[red]drift[/red]" if result.drift_detected else "[green]no drift[/green]"
     table = Table(title=f"Drift of {result.model_uri} (version {result.model_version})")
     table.add_column("")
     table.add_column("value")
     table.add_row("window", f"{result.source}: {result.start}..{result.end}")
     table.add_row("rows", f"{result.rows:,} ({result.sampled_rows:,} compared)")
     table.add_row(
-        "input drift",
-        f"{verdict}: {result.drift_share:.0%} of features drifted (threshold "
-        f"{settings.drift_share:.0%})",
+        "input drift", f"{_verdict(result.drift_detected)} ({result.drift_verdict} verdict)"
+    )
+    weighted = result.weighted_drift_share
+    table.add_row(
+        "  weighted",
+        "n/a: the model gives no per-feature contributions"
+        if weighted is None
+        else f"{_verdict(result.verdicts.get('weighted', False))}: {weighted:.0%} of the "
+        f"model's importance drifted (threshold {settings.weighted_drift_share:.0%})",
+    )
+    table.add_row(
+        "  columns",
+        f"{_verdict(result.verdicts.get('columns', False))}: {result.drift_share:.0%} of "
+        f"features drifted (threshold {settings.drift_share:.0%})",
     )
     table.add_row("drifted features", ", ".join(result.drifted_features) or "none")
     psi = "n/a" if result.score_drift is None else f"{result.score_drift:.3f}"
@@ -117,10 +128,27 @@ def drift_table(result: DriftResult) -> Table:
     table.add_row("risk-score PSI", f"{psi} (threshold {settings.score_drift_psi:g}){flag}")
     issues = {k: v for k, v in result.quality_issues.items() if ":" not in k and v}
     table.add_row("data quality", ", ".join(f"{k} {v:,}" for k, v in issues.items()) or "clean")
-    for name, score in sorted(result.feature_scores.items(), key=lambda item: -item[1]):
-        mark = " [red]drifted[/red]" if name in result.drifted_features else ""
-        table.add_row(f"  {name}", f"{score:.4g}{mark}")
     return table
+
+
+def weight_table(result: DriftResult) -> Table:
+    """Each feature's share of the model's importance, drift score and verdict, heaviest first."""
+    table = Table(title="Features by their weight in the model's decisions (mean |SHAP|)")
+    for column in ("feature", "weight", "drift score", "drifted"):
+        table.add_column(column, justify="left" if column == "feature" else "right")
+    for row in result.weight_table():
+        weight, score = row["weight"], row["score"]
+        table.add_row(
+            str(row["feature"]),
+            f"{weight:.1%}" if isinstance(weight, float) else "n/a",
+            f"{score:.4g}" if isinstance(score, float) else "n/a",
+            "[red]drifted[/red]" if row["drifted"] else "",
+        )
+    return table
+
+
+def _verdict(drifted: bool) -> str:
+    return "[red]drift[/red]" if drifted else "[green]no drift[/green]"
 
 
 @app.command(

@@ -138,6 +138,16 @@ def print_performance(result: PerformanceResult, budget: int, asked_end: dt.date
                 _number(day.recall_at_budget),
             )
         console.print(table)
+    if result.calibration_error is not None:
+        flag = " [bold red]calibration alarm" if result.calibration_drift_detected else ""
+        console.print(
+            f"calibration: ECE {result.calibration_error:.4f} over {len(result.reliability)} "
+            f"quantile bins ({_percent(result.relative_calibration_error)} of the fraud rate)"
+            + flag
+        )
+    if result.labels:
+        sources = ", ".join(f"{count:,} from {name}" for name, count in result.labels.items())
+        console.print(f"labels: {sources}")
     console.print(
         f"version {result.model_version}: AP over the window {_number(result.average_precision)}"
         f", test folds {_number(result.expected_average_precision)}, drop {_percent(result.drop)}"

@@ -220,3 +220,48 @@ def create_token(
         highlight=False,
     )
     sys.stdout.write(issued.token + "\n")
+
+
+@token_app.command(
+    "list",
+    epilog=examples("fraudrisk users token list", "fraudrisk users token list -u ana --all"),
+)
+def list_tokens(
+    username: Annotated[str | None, typer.Option("--username", "-u", help="One user's.")] = None,
+    show_all: Annotated[
+        bool, typer.Option("--all", help="Also the revoked and expired ones.")
+    ] = False,
+) -> None:
+    """Sessions and personal API tokens: who, scopes, expiry, last use (never the secrets)."""
+    from rich.table import Table  # deferred: rich tables only here
+
+    table = Table(title="sessions and API tokens")
+    for column in ("id", "user", "kind", "name", "scopes", "expires", "last used", "revoked"):
+        table.add_column(column)
+    for token in _identity().sessions.tokens(username, active_only=not show_all):
+        table.add_row(
+            str(token.id),
+            token.username,
+            token.kind,
+            token.name,
+            token.scopes or "all of the role",
+            f"{token.expires_at:%Y-%m-%d %H:%M}",
+            f"{token.last_used_at:%Y-%m-%d %H:%M}" if token.last_used_at else "never",
+            f"{token.revoked_at:%Y-%m-%d %H:%M}" if token.revoked_at else "",
+        )
+    console.print(table)
+
+
+@token_app.command("revoke", epilog=examples("fraudrisk users token revoke -u ana --id 12"))
+def revoke_token(
+    username: Username,
+    token_id: Annotated[int, typer.Option("--id", help="The token's id (`users token list`).")],
+) -> None:
+    """Revoke one session or API token of a user now."""
+    from fraudrisk.identity.errors import IdentityError  # deferred: with the service
+
+    try:
+        _identity().sessions.revoke(_actor(), username, token_id)
+    except IdentityError as error:
+        raise _fail(error) from None
+    console.print(f"token {token_id} of {username} revoked")

@@ -26,8 +26,8 @@ from fraudrisk.schemas import NonNegativeId
 
 #: The labels table's folder, beside the lake's root.
 LABELS_DIR = "labels"
-#: Columns of a labels frame.
-LABEL_FRAME_COLUMNS = ("transaction_id", "tx_fraud", "labelled_at")
+#: Columns of a labels frame: one label per transaction, when it was given and by what.
+LABEL_FRAME_COLUMNS = ("transaction_id", "tx_fraud", "labelled_at", "source")
 _TABLE_SCHEMA = pa.schema(
     [
         ("transaction_id", pa.int64()),
@@ -172,7 +172,21 @@ class LabelsTable:
         if not tables:
             tables = [_TABLE_SCHEMA.empty_table()]
         frame: pd.DataFrame = pa.concat_tables(t.cast(_TABLE_SCHEMA) for t in tables).to_pandas()
-        frame = frame[frame["labelled_at"] < given_before]
-        frame = frame.sort_values(["transaction_id", "labelled_at"], kind="stable")
-        latest: pd.DataFrame = frame.drop_duplicates("transaction_id", keep="last")
-        return latest.reset_index(drop=True)
+        frame["tx_fraud"] = frame["tx_fraud"].astype("int64")
+        return newest_labels(frame, given_before)
+
+
+def newest_labels(frame: pd.DataFrame, given_before: dt.datetime) -> pd.DataFrame:
+    """Each transaction's latest label given before ``given_before`` (a later one corrects).
+
+    Args:
+        frame: Labels with at least ``transaction_id`` and ``labelled_at``, any order.
+        given_before: The point in time looked from: later labels do not exist yet.
+
+    Returns:
+        One row per transaction (the same columns), sorted by transaction id.
+    """
+    known = frame[frame["labelled_at"] < given_before]
+    known = known.sort_values(["transaction_id", "labelled_at"], kind="stable")
+    latest: pd.DataFrame = known.drop_duplicates("transaction_id", keep="last")
+    return latest.reset_index(drop=True)

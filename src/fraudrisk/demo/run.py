@@ -9,14 +9,19 @@ beside the book's best and where its plots are; 6. serve the local InferenceServ
 with a canary of a second model and send it the test week (:mod:`fraudrisk.demo.serving_step`);
 7. start Kafka, the stream scorer and the Transaction API, send the test week through the API
 and print the throughput, the alerts and their reason codes (:mod:`fraudrisk.demo.stream_step`);
-8. change the world for six weeks, let the watcher find the drift and fire retraining once, and
-compare the new challenger with the champion on the changed weeks
+8. put the week's alerts into cases, create the demo users (credentials printed), let a scripted
+analyst log in with password + TOTP and resolve the top cases through the case API, and show
+the labels on the topic, in the labels table and counted by the performance report
+(:mod:`fraudrisk.demo.cases_step`); 9. change the world for six weeks, let the watcher find
+the drift and fire retraining once, and compare the new challenger with the champion on the
+changed weeks
 (:mod:`fraudrisk.demo.drift_step`).
 """
 
 from __future__ import annotations
 
 from fraudrisk.config import get_settings
+from fraudrisk.demo.cases_step import run_cases_step
 from fraudrisk.demo.drift_step import run_drift_scenario
 from fraudrisk.demo.serving_step import serve_with_canary
 from fraudrisk.demo.steps import (
@@ -26,7 +31,7 @@ from fraudrisk.demo.steps import (
     summarise_lake,
     train_model,
 )
-from fraudrisk.demo.stream_step import run_stream_step
+from fraudrisk.demo.stream_step import StreamOutcome, run_stream_step
 from fraudrisk.io.lake import Lake
 
 
@@ -46,6 +51,12 @@ def run_demo() -> int:
         return 1
     if not serve_with_canary(settings, table_uri):
         return 1
-    if not run_stream_step(settings, table_uri):
+    if not run_stream_step(settings, table_uri, then=_work_cases):
         return 1
     return 0 if run_drift_scenario(settings, table_uri) else 1
+
+
+def _work_cases(outcome: StreamOutcome) -> bool:
+    """Step 8, on step 7's alert store while its broker still runs."""
+    week = (outcome.week.first, outcome.week.last)
+    return run_cases_step(get_settings(), outcome.store_url, outcome.bootstrap, outcome.work, week)

@@ -53,7 +53,7 @@ def summarise_lake(lake: Lake, settings: Settings) -> bool:
 
 
 def build_feature_table(settings: Settings, table_uri: str, title: str | None = None) -> None:
-    """Step 3 (and step 8 again): the Spark batch feature job over the lake.
+    """Step 3 (and step 9 again): the Spark batch feature job over the lake.
 
     Args:
         settings: Platform settings.

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,10 @@ class Week:
 
 
 def run_stream_step(
-    settings: Settings, table_uri: str, max_transactions: int = MAX_TRANSACTIONS
+    settings: Settings,
+    table_uri: str,
+    max_transactions: int = MAX_TRANSACTIONS,
+    then: Callable[[StreamOutcome], bool] | None = None,
 ) -> bool:
     """Step 7: replay the test week through the API into the stream scorer; True when all scored.
 
@@ -79,6 +82,7 @@ def run_stream_step(
         settings: The demo's settings (HOME with the lake, the feature table and a champion).
         table_uri: The offline feature table (for the online = offline check).
         max_transactions: Send at most this many transactions of the week.
+        then: A next step run while the broker is still up (the cases step), on success.
     """
     console.rule("[bold]7. stream: the test week through the API (async) → Kafka → stream scorer")
     week = test_week(settings, max_transactions)
@@ -88,21 +92,47 @@ def run_stream_step(
     with _services(settings, work, week.first) as services:
         sent_s = _send(services, week)
         scored, waited = _wait_scored(services, week.rows.num_rows)
-    scorer_line = _last_line(work / "scorer.log", "consumed ")
+        for process in (services.api, services.scorer):  # the scorer prints its summary at exit
+            _stop(process)
+        _report(settings, table_uri, services, week, (scored, sent_s + waited))
+        done = scored == week.rows.num_rows
+        outcome = StreamOutcome(services.store_url, services.bootstrap, work, week)
+        return bool(done and (then is None or then(outcome)))
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    """What the step leaves to the next one: its alert store, its running broker, its folder."""
+
+    store_url: str
+    bootstrap: str
+    work: Path
+    week: Week
+
+
+def _report(
+    settings: Settings,
+    table_uri: str,
+    services: _Services,
+    week: Week,
+    scored_in: tuple[int, float],
+) -> None:
+    """Throughput, decisions, top alerts and the online = offline check."""
+    scored, seconds = scored_in
+    scorer_line = _last_line(services.logs / "scorer.log", "consumed ")
     console.print(
-        f"scored {scored:,} of {week.rows.num_rows:,} in {sent_s + waited:.1f} s end to "
-        f"end ({scored / max(sent_s + waited, 1e-9):,.0f} tx/s); "
+        f"scored {scored:,} of {week.rows.num_rows:,} in {seconds:.1f} s end to "
+        f"end ({scored / max(seconds, 1e-9):,.0f} tx/s); "
         f"stream scorer: {scorer_line or 'no summary'}"
     )
-    store = AlertStore(f"sqlite:///{work / 'alerts.db'}")
+    store = AlertStore(services.store_url)
     try:
         _print_decisions(store)
         _print_top_alerts(store)
         _print_agreement(settings, table_uri, store, week.rows)
     finally:
         store.close()
-    console.print(f"logs: {work}/{{broker,scorer,api}}.log")
-    return bool(scored == week.rows.num_rows)
+    console.print(f"logs: {services.logs}/{{broker,scorer,api}}.log")
 
 
 def test_week(settings: Settings, max_transactions: int) -> Week:
@@ -128,6 +158,7 @@ class _Services:
     api_key: str
     store_url: str
     logs: Path
+    bootstrap: str
 
     def check(self) -> None:
         """Raise with the log's tail if the scorer or the API exited."""
@@ -181,8 +212,9 @@ def _services(settings: Settings, work: Path, week_start: dt.date) -> Iterator[_
             f"{week_start} (the online store already holds this week); Transaction "
             f"API (async) at http://127.0.0.1:{port}"
         )
+        url = f"http://127.0.0.1:{port}"
         services = _Services(
-            broker, processes[0], processes[1], f"http://127.0.0.1:{port}", key, store_url, work
+            broker, processes[0], processes[1], url, key, store_url, work, bootstrap
         )
         _wait_ready(services)
         yield services

@@ -4,6 +4,8 @@
 - ``accounts`` — users: create (TOTP enrolment shown once), disable, role, reset MFA.
 - ``sessions`` — login (Argon2id password + TOTP or recovery code, lockout), sessions and
   personal API tokens (stored hashed, expiring, revocable), authentication of a request.
+- ``oidc`` — corporate login by OpenID Connect (Cognito): code flow with PKCE, the ID token
+  verified, groups mapped to roles, users provisioned just in time, a normal session.
 - ``principal`` — who is acting and what they may do.
 - ``audit`` — the append-only, hash-chained audit log of every action by a person.
 - ``hashing`` / ``totp`` / ``sealing`` — password and token hashes, TOTP codes, sealed seeds.

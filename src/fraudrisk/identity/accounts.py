@@ -1,14 +1,16 @@
 """User accounts: create, list, disable, change role, reset MFA (each audited).
 
 Creating a user or resetting their MFA returns the TOTP provisioning URI and fresh recovery
-codes **once**; only the sealed seed and the codes' hashes are stored.
+codes **once**; only the sealed seed and the codes' hashes are stored. A person vouched for by
+an identity provider (:class:`ExternalIdentity`) is provisioned just in time: no password, no
+seed (the provider does MFA), found again by the provider's issuer and subject.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,6 +49,23 @@ class User:
     disabled: bool
     locked_until: dt.datetime | None
     created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ExternalIdentity:
+    """A person as an identity provider vouches for them (OIDC: a verified ID token).
+
+    ``via`` names the provider kind (the ``source`` of the users it provisions and the audit
+    actions' prefix); ``evidence`` says why they get their role (no secret: it is audited).
+    """
+
+    issuer: str
+    subject: str
+    username: str
+    role: Role
+    display_name: str = ""
+    via: str = "oidc"
+    evidence: dict[str, str] = field(default_factory=dict, hash=False)
 
 
 def _user(row: Any) -> User:
@@ -101,13 +120,17 @@ class Accounts:
             "created_at": now,
             "updated_at": now,
         }
-        with self.engine.begin() as connection:
-            if self._find(connection, username) is not None:
-                raise UserExistsError(f"a user named {username!r} exists already")
-            user_id = inserted_id(connection.execute(USERS.insert().values(**row)))
-            enrolment = self._enrol(connection, user_id, username)
-            change = {"role": row["role"], "source": source, "mfa_required": mfa_required}
-            audit.record(connection, actor, "user.create", "user", username, change)
+        taken = UserExistsError(f"a user named {username!r} exists already")
+        try:
+            with self.engine.begin() as connection:
+                if self._find(connection, username) is not None:
+                    raise taken
+                user_id = inserted_id(connection.execute(USERS.insert().values(**row)))
+                enrolment = self._enrol(connection, user_id, username)
+                change = {"role": row["role"], "source": source, "mfa_required": mfa_required}
+                audit.record(connection, actor, "user.create", "user", username, change)
+        except sa.exc.IntegrityError as error:  # created meanwhile by a concurrent call
+            raise taken from error
         return enrolment
 
     def _enrol(self, connection: Connection, user_id: int, username: str) -> Enrolment:
@@ -195,3 +218,64 @@ class Accounts:
                 .where(TOKENS.c.revoked_at.is_(None))
                 .values(revoked_at=self.clock())
             )
+
+
+def find_external(connection: Connection, person: ExternalIdentity) -> Any:
+    """The user the provider's issuer and subject name, locked for this transaction (or None)."""
+    return connection.execute(
+        sa.select(USERS)
+        .where(USERS.c.external_issuer == person.issuer)
+        .where(USERS.c.external_subject == person.subject)
+        .with_for_update()
+    ).first()
+
+
+def username_taken(connection: Connection, username: str, user_id: int | None = None) -> bool:
+    """Whether another user than ``user_id`` holds the username."""
+    query = sa.select(USERS.c.id).where(USERS.c.username == username)
+    if user_id is not None:
+        query = query.where(USERS.c.id != user_id)
+    return connection.execute(query).first() is not None
+
+
+def provision_external(
+    connection: Connection, person: ExternalIdentity, actor: Actor, now: dt.datetime
+) -> int:
+    """Create the user of a first external login (no password, no seed); returns its id."""
+    row = {
+        "username": person.username,
+        "display_name": (person.display_name or person.username)[:128],
+        "role": person.role.value,
+        "source": person.via,
+        "password_hash": None,
+        "mfa_required": False,  # the identity provider's
+        "disabled": False,
+        "failed_logins": 0,
+        "created_at": now,
+        "updated_at": now,
+        "external_issuer": person.issuer,
+        "external_subject": person.subject,
+    }
+    user_id = inserted_id(connection.execute(USERS.insert().values(**row)))
+    change = {"role": row["role"], "source": person.via, "issuer": person.issuer}
+    audit.record(connection, actor, "user.provision", "user", person.username, change)
+    return user_id
+
+
+def sync_external(
+    connection: Connection, user: Any, person: ExternalIdentity, actor: Actor, now: dt.datetime
+) -> None:
+    """Bring the user up to date with what the provider says now (username, name, role)."""
+    wanted = {
+        "username": person.username,
+        "display_name": (person.display_name or person.username)[:128],
+        "role": person.role.value,
+    }
+    changed = {k: v for k, v in wanted.items() if getattr(user, k) != v}
+    if not changed:
+        return
+    connection.execute(
+        USERS.update().where(USERS.c.id == user.id).values(**changed, updated_at=now)
+    )
+    shown = {k: [getattr(user, k), v] for k, v in changed.items()}  # [before, after]
+    audit.record(connection, actor, f"user.{person.via}-sync", "user", person.username, shown)

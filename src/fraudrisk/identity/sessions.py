@@ -6,6 +6,10 @@ locks the account for ``lockout_minutes``; a locked account refuses even the rig
 A session or token is an opaque random string; the database holds only its SHA-256, its
 expiry and revocation, and every use re-reads the user, so disabling a user, changing their
 role or revoking a token takes effect on the next request.
+
+A person an identity provider vouches for (OIDC, :mod:`fraudrisk.identity.oidc`) gets the same
+kind of session from :meth:`Sessions.login_external`: their user is provisioned or brought up
+to date in the same transaction, and a disabled user stays refused.
 """
 
 from __future__ import annotations
@@ -18,13 +22,14 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from fraudrisk.config import IdentitySettings
-from fraudrisk.identity import audit, hashing, totp
-from fraudrisk.identity.accounts import Clock
+from fraudrisk.identity import accounts, audit, hashing, totp
+from fraudrisk.identity.accounts import Clock, ExternalIdentity
 from fraudrisk.identity.audit import Actor
 from fraudrisk.identity.errors import (
     AccountLockedError,
     AuthenticationError,
     LoginError,
+    PermissionDeniedError,
     UnknownUserError,
 )
 from fraudrisk.identity.principal import Principal
@@ -35,6 +40,13 @@ from fraudrisk.io.database import inserted_id, lock_for_write, utcnow
 
 SESSION, API_TOKEN = "session", "api"
 _WRONG = "wrong username, password or code"
+#: A token's ``last_used_at`` is written at most this often (not on every request).
+LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
+_PG_PROVISION_LOCK = 7_310_002  # advisory lock: two first logins of one person make one user
+
+
+class ExternalLoginRefusedError(PermissionDeniedError):
+    """The identity provider vouched for the person, but the platform refuses them (403)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +99,57 @@ class Sessions:
                 return issued
             self._failed(connection, user, now, source)
         raise self._failure(username, now)
+
+    def login_external(self, person: ExternalIdentity, source: str = "") -> IssuedToken:
+        """Open a session for a person vouched for by an identity provider.
+
+        Their user is found by the provider's issuer and subject, made on the first login and
+        brought up to date (username, display name, role) on every one. Success and refusal
+        are audited (``login.<via>``, ``login.<via>.refused``).
+
+        Raises:
+            ExternalLoginRefusedError: If the user is disabled, or their username belongs to
+                another account (a local one, or another provider's).
+        """
+        now = self.clock()
+        actor = Actor(person.username, source)
+        with self.engine.begin() as connection:
+            _serialise_provisioning(connection)
+            user = accounts.find_external(connection, person)
+            refusal = _external_refusal(connection, user, person)
+            if refusal is None:
+                if user is None:
+                    user_id = accounts.provision_external(connection, person, actor, now)
+                else:
+                    user_id = user.id
+                    accounts.sync_external(connection, user, person, actor, now)
+                hours = dt.timedelta(hours=self.settings.session_hours)
+                issued = self._issue(
+                    connection, user_id, SESSION, person.via, "", now + hours, source
+                )
+                change = {"issuer": person.issuer, "role": person.role.value, **person.evidence}
+                audit.record(
+                    connection, actor, f"login.{person.via}", "user", person.username, change
+                )
+                return issued
+            self._audit_refusal(connection, actor, person.via, refusal, issuer=person.issuer)
+        raise ExternalLoginRefusedError(refusal)
+
+    def refuse_external(
+        self, username: str, via: str, reason: str, source: str = "", **details: str
+    ) -> None:
+        """Audit an external login refused before any user was involved (its own transaction).
+
+        ``username`` is who the provider named, or ``"unknown"``; ``details`` hold no secret.
+        """
+        with self.engine.begin() as connection:
+            self._audit_refusal(connection, Actor(username, source), via, reason, **details)
+
+    def _audit_refusal(
+        self, connection: Connection, actor: Actor, via: str, reason: str, **details: str
+    ) -> None:
+        change = {"reason": reason, **details}
+        audit.record(connection, actor, f"login.{via}.refused", "user", actor.username, change)
 
     def _second_factor(self, connection: Connection, user: Any, code: str, now: dt.datetime) -> Any:
         """The TOTP step accepted, ``True`` (recovery code or no MFA), or ``False``."""
@@ -170,6 +233,11 @@ class Sessions:
             row = connection.execute(query).first()
         if row is None or row.revoked_at is not None or row.expires_at <= now or row.disabled:
             raise AuthenticationError("not signed in: the session or token is not valid")
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    TOKENS.update().where(TOKENS.c.id == row.id).values(last_used_at=now)
+                )
         permissions = permissions_of(row.role)
         if row.scopes:
             permissions = permissions & parse_scopes(row.scopes)
@@ -183,15 +251,21 @@ class Sessions:
         self.revoke(principal.actor, principal.username, principal.token_id)
 
     def revoke(self, actor: Actor, username: str, token_id: int) -> None:
-        """Revoke one session or token of a user."""
+        """Revoke one session or token of a user.
+
+        Raises:
+            UnknownUserError: If the user has no such unrevoked token (or no such user).
+        """
         with self.engine.begin() as connection:
             user_id = self._user_id(connection, username)
-            connection.execute(
+            revoked = connection.execute(
                 TOKENS.update()
                 .where(TOKENS.c.id == token_id, TOKENS.c.user_id == user_id)
                 .where(TOKENS.c.revoked_at.is_(None))
                 .values(revoked_at=self.clock())
             )
+            if not revoked.rowcount:
+                raise UnknownUserError(f"{username} has no unrevoked token {token_id}")
             audit.record(connection, actor, "token.revoke", "token", token_id, {"user": username})
 
     def logout_everywhere(self, actor: Actor, username: str) -> int:
@@ -241,6 +315,20 @@ class Sessions:
             audit.record(connection, actor, "token.create", "token", issued.token_id, change)
         return issued
 
+    def tokens(self, username: str | None = None, active_only: bool = True) -> list[TokenInfo]:
+        """Sessions and API tokens (of one user), newest first — never their secrets."""
+        query = (
+            sa.select(TOKENS, USERS.c.username)
+            .join(USERS, USERS.c.id == TOKENS.c.user_id)
+            .order_by(TOKENS.c.id.desc())
+        )
+        if username is not None:
+            query = query.where(USERS.c.username == username)
+        if active_only:
+            query = query.where(TOKENS.c.revoked_at.is_(None), TOKENS.c.expires_at > self.clock())
+        with self.engine.connect() as connection:
+            return [TokenInfo.of_row(row) for row in connection.execute(query)]
+
     def _user_id(self, connection: Connection, username: str) -> int:
         user_id = connection.execute(
             sa.select(USERS.c.id).where(USERS.c.username == username)
@@ -248,3 +336,55 @@ class Sessions:
         if user_id is None:
             raise UnknownUserError(f"no user named {username!r}")
         return int(user_id)
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A session or API token as listed: who, what for, when (never the token or its hash)."""
+
+    id: int
+    username: str
+    kind: str
+    name: str
+    scopes: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+    @classmethod
+    def of_row(cls, row: Any) -> TokenInfo:
+        """The listing of a ``tokens`` row joined with its user."""
+        return cls(
+            row.id,
+            row.username,
+            row.kind,
+            row.name,
+            row.scopes,
+            row.created_at,
+            row.expires_at,
+            row.last_used_at,
+            row.revoked_at,
+        )
+
+
+def _serialise_provisioning(connection: Connection) -> None:
+    """Let one external login at a time find-or-create its user (no duplicate on a race)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_PROVISION_LOCK})
+    else:
+        lock_for_write(connection)
+
+
+def _external_refusal(connection: Connection, user: Any, person: ExternalIdentity) -> str | None:
+    """Why the platform refuses an external login, or ``None``."""
+    if user is not None and user.disabled:
+        return f"the account {user.username!r} is disabled: ask an admin"
+    renamed = user is None or user.username != person.username
+    held_by = None if user is None else user.id
+    if renamed and accounts.username_taken(connection, person.username, held_by):
+        return (
+            f"the username {person.username!r} belongs to another account: ask an admin "
+            "(a local user and a provider's cannot share a name)"
+        )
+    return None

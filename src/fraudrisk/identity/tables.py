@@ -2,7 +2,9 @@
 
 Secrets are never stored as given: passwords as Argon2id hashes, session and API tokens and
 recovery codes as SHA-256 of high-entropy random values, TOTP secrets sealed with the
-platform's key (:mod:`fraudrisk.identity.sealing`).
+platform's key (:mod:`fraudrisk.identity.sealing`). A user of the corporate identity
+provider (:mod:`fraudrisk.identity.oidc`) has no password nor TOTP seed, and is found by the
+provider's issuer and subject.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ USERS = sa.Table(
     sa.Column("locked_until", sa.DateTime),
     sa.Column("created_at", sa.DateTime, nullable=False),
     sa.Column("updated_at", sa.DateTime, nullable=False),
+    # A user of an identity provider (OIDC): its issuer and the subject it names them by.
+    sa.Column("external_issuer", sa.String(255)),
+    sa.Column("external_subject", sa.String(255)),
+    sa.Index("ux_users_external", "external_issuer", "external_subject", unique=True),
 )
 RECOVERY_CODES = sa.Table(
     "recovery_codes",

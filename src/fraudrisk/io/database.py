@@ -11,6 +11,7 @@ SQLAlchemy objects for queries; a test proves the migrations build exactly these
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -19,11 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-#: The identity and case tables (``fraudrisk.identity.tables``, ``fraudrisk.cases.tables``).
+#: The identity, case and policy tables (``fraudrisk.{identity,cases,policy}.tables``).
 APP_METADATA = sa.MetaData()
 SUPPORTED = ("sqlite", "postgresql")
 #: Head revision of the migrations (a test keeps it equal to the newest script's).
-HEAD = "0001"
+HEAD = "0004"
 
 
 class DatabaseError(RuntimeError):
@@ -41,11 +42,21 @@ def create_engine(url: str, **options: Any) -> Engine:
     if backend not in SUPPORTED:
         raise DatabaseError(f"the platform's database is SQLite or PostgreSQL, not {backend}")
     if backend == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)  # a fresh HOME
+        _private_file(Path(parsed.database))
     engine = sa.create_engine(url, future=True, **options)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", sqlite_pragmas)
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Make a new SQLite file readable by its owner only (password hashes, sealed seeds).
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's permissions.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)  # a fresh HOME
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def sqlite_pragmas(connection: Any, _record: Any) -> None:
@@ -161,9 +172,16 @@ def bulk_insert(connection: Connection, table: sa.Table, rows: Sequence[dict[str
         return
     names = list(rows[0])
     cursor: Any = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-    with cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([row[name] for name in names])
+    try:
+        with cursor, cursor.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in names])
+    except Exception as error:
+        import psycopg  # deferred: the PostgreSQL driver (loaded already: COPY just ran on it)
+
+        if isinstance(error, psycopg.IntegrityError):  # as SQLAlchemy raises it for an INSERT
+            raise sa.exc.IntegrityError(f"COPY {table.name}", None, error) from error
+        raise
 
 
 def bulk_update(

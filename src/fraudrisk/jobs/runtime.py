@@ -23,6 +23,7 @@ from fraudrisk.jobs.decode import Decoded
 from fraudrisk.jobs.state_cache import StateCache
 from fraudrisk.scoring.scorer import RowScores
 from fraudrisk.scoring.state_reader import FeastStateReader, StateReader
+from fraudrisk.scoring.store_columns import store_columns
 from fraudrisk.scoring.vectors import TransactionBatch
 from fraudrisk.serving.variants import ServedVariants, ServiceSpec
 
@@ -52,21 +53,10 @@ def score_columns(rows: pa.Table, batch: TransactionBatch, scores: RowScores) ->
         scores: The served variants' scores of ``batch``, row by row.
 
     Returns:
-        One row per transaction, in batch order.
+        One row per transaction, in batch order (built by
+        :func:`~fraudrisk.scoring.store_columns.store_columns`, as the API's are).
     """
-    return ScoreColumns(
-        transaction_id=batch.transaction_id.tolist(),
-        customer_id=batch.customer_id.tolist(),
-        terminal_id=batch.terminal_id.tolist(),
-        tx_datetime=rows["tx_datetime"].to_pylist(),
-        tx_amount=batch.tx_amount.tolist(),
-        risk_score=scores.risk_score.tolist(),
-        decision=list(scores.decision),
-        reason_codes=list(scores.reason_codes),
-        model_version=list(scores.model_version),
-        variant=list(scores.variant),
-        fallback=[bool(flag) for flag in scores.fallback],
-    )
+    return store_columns(batch, scores, rows["tx_datetime"].to_pylist())
 
 
 def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> list[ScoreRecord]:

@@ -5,9 +5,15 @@ period if the version has none yet), reads the window (:mod:`~fraudrisk.monitori
 runs the Evidently report (:mod:`~fraudrisk.monitoring.evidently_drift`), writes it as HTML
 for people and JSON for machines — one pair per model version, source and window, under
 ``settings.monitoring.reports_dir`` (default ``HOME/monitoring/reports``) — and adds the
-snapshot to the Evidently workspace. Drift is detected when the share of drifted features
-reaches ``settings.monitoring.drift_share``; score drift when the risk-score PSI exceeds
-``settings.monitoring.score_drift_psi``.
+snapshot to the Evidently workspace.
+
+Input drift has two verdicts (:mod:`~fraudrisk.monitoring.drift_verdicts`): ``weighted`` —
+the drifted features hold at least ``settings.monitoring.weighted_drift_share`` of the model's
+importance (mean |SHAP| over its reference, :mod:`~fraudrisk.monitoring.drift_weights`) — and
+``columns`` — at least ``settings.monitoring.drift_share`` of its features drifted.
+``drift_detected`` follows ``settings.monitoring.drift_verdict`` (``weighted`` by default;
+``columns`` for a model without per-feature contributions); the report shows both, with the
+weight table. Score drift is a risk-score PSI above ``settings.monitoring.score_drift_psi``.
 """
 
 from __future__ import annotations
@@ -18,10 +24,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fraudrisk.config import Settings
+from fraudrisk.config import MonitoringSettings, Settings
 from fraudrisk.console import err_console
 from fraudrisk.errors import MonitoringError
 from fraudrisk.monitoring.backfill import ensure_reference
+from fraudrisk.monitoring.drift_verdicts import input_verdicts, verdict_section, with_section
+from fraudrisk.monitoring.drift_weights import FeatureWeights, reference_weights
 from fraudrisk.monitoring.drift_windows import Window, read_window
 from fraudrisk.monitoring.evidently_drift import DriftAnalysis, analyse
 from fraudrisk.monitoring.results import DriftResult, Source
@@ -65,6 +73,7 @@ def drift_report(
     if end < start:
         raise MonitoringError(f"the window ends ({end}) before it starts ({start})")
     model, reference = _model_and_reference(settings, model_uri)
+    weights = reference_weights(settings, model, reference)
     window = read_window(
         settings, model, source, start, end, table_uri or settings.feature_table_uri
     )
@@ -79,8 +88,8 @@ def drift_report(
         metadata=_metadata(model_uri, model.card.version, window),
         tags=[source, f"version-{model.card.version}"],
     )
-    result = _result(settings, model_uri, model.card.version, window, analysis, stem)
-    _write_reports(analysis, result, reference)
+    result = _result(settings, model_uri, model.card.version, window, analysis, weights, stem)
+    _write_reports(analysis, result, reference, weights, settings.monitoring)
     if workspace:
         _add_to_workspace(settings, model.card.name, analysis, stem)
     return result
@@ -133,6 +142,7 @@ def _result(
     version: str,
     window: Window,
     analysis: DriftAnalysis,
+    weights: FeatureWeights | None,
     stem: str,
 ) -> DriftResult:
     folder = settings.monitoring_reports_dir
@@ -140,6 +150,7 @@ def _result(
     if window.rows_without_features:
         quality["rows_without_features"] = window.rows_without_features
     psi = analysis.score_psi
+    decided = input_verdicts(settings.monitoring, analysis.drifted, analysis.drift_share, weights)
     return DriftResult(
         model_uri=model_uri,
         model_version=version,
@@ -148,9 +159,13 @@ def _result(
         end=window.end,
         rows=window.total_rows,
         sampled_rows=window.sampled,
-        drift_detected=analysis.drift_share >= settings.monitoring.drift_share,
+        drift_detected=decided.drift_detected,
         drift_share=analysis.drift_share,
         drifted_features=analysis.drifted,
+        drift_verdict=decided.used,
+        weighted_drift_share=decided.weighted_share,
+        verdicts=decided.verdicts,
+        feature_weights=weights.weights if weights is not None else {},
         feature_scores=analysis.feature_scores,
         score_drift=psi,
         score_drift_detected=psi is not None and psi > settings.monitoring.score_drift_psi,
@@ -161,13 +176,21 @@ def _result(
 
 
 def notes_of(result: DriftResult) -> list[str]:
-    """What a reader of a result must know: sampling, score records left without features."""
+    """What a reader of a result must know: sampling, records left without features, verdicts.
+
+    The last: a verdict left to the column share because the model has no importance weights.
+    """
     missing = result.quality_issues.get("rows_without_features", 0)
     scores_only = bool(missing) and not result.feature_scores
     drawn = result.sampled_rows + (0 if scores_only else missing)
     notes = []
     if drawn < result.rows:
         notes.append(f"sampled {drawn:,} of {result.rows:,} rows (fixed seed)")
+    if result.weighted_drift_share is None and result.feature_scores:
+        notes.append(
+            "no importance weights (the model gives no per-feature contributions): the "
+            "column share decided"
+        )
     if scores_only:
         notes.append(
             "score drift only: no feature rows for these transactions in the feature table"
@@ -177,21 +200,48 @@ def notes_of(result: DriftResult) -> list[str]:
     return notes
 
 
-def _write_reports(analysis: DriftAnalysis, result: DriftResult, reference: Reference) -> None:
-    """The HTML (Evidently's) and the JSON (our result, notes, Evidently's metrics/tests)."""
-    html = Path(result.report)
-    html.parent.mkdir(parents=True, exist_ok=True)
-    staging = html.with_suffix(".html.tmp")
-    analysis.snapshot.save_html(str(staging))
-    os.replace(staging, html)
+def _write_reports(
+    analysis: DriftAnalysis,
+    result: DriftResult,
+    reference: Reference,
+    weights: FeatureWeights | None,
+    options: MonitoringSettings,
+) -> None:
+    """The HTML and the JSON report.
+
+    The HTML is Evidently's with both input verdicts and the weight table on top; the JSON
+    holds our result, the notes, the verdicts and weights, and Evidently's metrics and tests.
+    """
+    page = Path(result.report)
+    page.parent.mkdir(parents=True, exist_ok=True)
+    staging = page.with_suffix(".html.tmp")
+    evidently_html = analysis.snapshot.get_html_str(as_iframe=False)
+    staging.write_text(with_section(evidently_html, verdict_section(result, options)), "utf-8")
+    os.replace(staging, page)
     document: dict[str, Any] = {
         "result": result.summary(),
         "notes": notes_of(result),
+        "importance": _importance(result, weights, options),
         "methods": analysis.methods,
         "prediction_drift": analysis.prediction_drift,
         "reference": reference.meta,
         "evidently": analysis.snapshot.dict(),
     }
-    staging = html.with_suffix(".json.tmp")
+    staging = page.with_suffix(".json.tmp")
     staging.write_text(json.dumps(document, indent=1, default=str))
     os.replace(staging, result.report_json)
+
+
+def _importance(
+    result: DriftResult, weights: FeatureWeights | None, options: MonitoringSettings
+) -> dict[str, Any]:
+    """The JSON report's verdicts, thresholds and weight table."""
+    return {
+        "verdict": result.drift_verdict,
+        "verdicts": result.verdicts,
+        "weighted_drift_share": result.weighted_drift_share,
+        "thresholds": {"weighted": options.weighted_drift_share, "columns": options.drift_share},
+        "method": weights.method if weights else None,
+        "reference_rows": weights.rows if weights else None,
+        "table": result.weight_table(),
+    }

@@ -24,15 +24,23 @@ import pandas as pd
 from pydantic import ValidationError
 
 from fraudrisk.config import Settings
-from fraudrisk.data.labels import LabelMessage, label_messages, publish_labels
+from fraudrisk.data.labels import (
+    LABEL_FRAME_COLUMNS,
+    LabelMessage,
+    label_messages,
+    newest_labels,
+    publish_labels,
+)
 from fraudrisk.io.lake import Lake
 
 # The label message and its publishing live in fraudrisk.data.labels (the case service sends
 # labels too); monitoring's importers take them from here as before.
 __all__ = ["LabelMessage", "kafka_labels", "label_messages", "lake_labels", "publish_labels"]
 log = logging.getLogger(__name__)
-#: Columns of a labels frame.
-LABEL_FRAME_COLUMNS = ("transaction_id", "tx_fraud", "labelled_at")
+#: ``source`` of the lake's own labels (the simulator's or the feed's, after the delay).
+LAKE_SOURCE = "lake"
+#: ``source`` of a topic message that names none.
+TOPIC_SOURCE = "topic"
 _GROUP_ID = "fraudrisk-monitoring-labels"
 
 
@@ -64,6 +72,7 @@ def lake_labels(
     frame: pd.DataFrame = table.to_pandas().dropna(subset=["tx_fraud"])
     frame["labelled_at"] = frame.pop("tx_datetime") + pd.Timedelta(days=delay_days)
     frame["tx_fraud"] = frame["tx_fraud"].astype("int64")
+    frame["source"] = LAKE_SOURCE
     return frame[list(LABEL_FRAME_COLUMNS)].reset_index(drop=True)
 
 
@@ -73,6 +82,7 @@ def _empty() -> pd.DataFrame:
             "transaction_id": pd.Series(dtype="int64"),
             "tx_fraud": pd.Series(dtype="int64"),
             "labelled_at": pd.Series(dtype="datetime64[us]"),
+            "source": pd.Series(dtype="object"),
         }
     )
 
@@ -101,15 +111,13 @@ def latest_labels(messages: Iterable[LabelMessage], given_before: dt.datetime) -
         :data:`LABEL_FRAME_COLUMNS`, one row per transaction, sorted by id.
     """
     rows = [
-        (m.transaction_id, m.tx_fraud, m.labelled_at)
+        (m.transaction_id, m.tx_fraud, m.labelled_at, m.source or TOPIC_SOURCE)
         for m in messages
-        if m.labelled_at is not None and m.labelled_at < given_before
+        if m.labelled_at is not None
     ]
     if not rows:
         return _empty()
-    frame = pd.DataFrame(rows, columns=list(LABEL_FRAME_COLUMNS))
-    frame = frame.sort_values(["transaction_id", "labelled_at"], kind="stable")
-    return frame.drop_duplicates("transaction_id", keep="last").reset_index(drop=True)
+    return newest_labels(pd.DataFrame(rows, columns=list(LABEL_FRAME_COLUMNS)), given_before)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,13 @@
 Scores come from the alert store (``source="scores"``: what the served variants — champion,
 canary — scored, one group per ``variant`` and ``model_version``; rules-only fallback decisions
 form their own ``rules`` group) or from the feature table scored with the model now
-(``source="lake"``: one variant). Labels come from the lake or the ``labels`` topic
-(:mod:`fraudrisk.monitoring.labels`); only days at least ``label_delay_days`` before ``as_of``
-count, so the window's end is clipped to that day (``PerformanceResult.end``).
+(``source="lake"``: one variant). Labels come from the lake with the labels table beside it
+(analysts' resolutions and chargebacks, each known from its label time) or from the ``labels``
+topic (:mod:`fraudrisk.monitoring.labels`); the newest label of a transaction known by the end
+of ``as_of`` counts, and ``PerformanceResult.labels`` says how many each source gave. Only days
+at least ``label_delay_days`` before ``as_of`` count (every transaction of them is labelled,
+not only the alerted ones analysts saw), so the window's end is clipped to that day
+(``PerformanceResult.end``).
 
 Per day: AP over the day's transactions; Card Precision@k with k = the alert budget, exactly
 as the handbook computes it over the window (cards detected on an earlier day leave the
@@ -13,12 +17,19 @@ ranking); recall at the budget = the share of the day's fraudulent cards (not de
 earlier) that are among the ``k`` best-scored cards, i.e. CP@k × k / those cards. The model's
 AP over the whole labelled window is compared with its own test-fold AP recorded in MLflow:
 a relative drop beyond ``max_performance_drop`` triggers retraining.
+
+Calibration: the decision thresholds assume the risk is a probability, so the model's
+reliability curve (10 quantile bins) and expected calibration error (ECE) on the window are
+reported too; an ECE above ``max_relative_calibration_error`` × the window's fraud rate raises
+the calibration alarm (``calibration_drift_detected``; a metric and an alert rule), which does
+not by itself retrain: recalibration is a decision for the risk team and MLOps.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
@@ -28,13 +39,24 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from fraudrisk.config import MODEL_URI, Settings
+from fraudrisk.data.labels import LABEL_FRAME_COLUMNS, LabelsTable, newest_labels
 from fraudrisk.errors import MonitoringError
 from fraudrisk.features.table import FeatureTable
 from fraudrisk.io.lake import Lake
 from fraudrisk.monitoring import labels as label_io
-from fraudrisk.monitoring.results import DayPerformance, PerformanceResult, Source
+from fraudrisk.monitoring.results import (
+    CalibrationBin,
+    DayPerformance,
+    PerformanceResult,
+    Source,
+)
 from fraudrisk.scoring.model import ModelLoadError, load_model
-from fraudrisk.training.metrics import average_precision, card_precision_at_k
+from fraudrisk.training.metrics import (
+    average_precision,
+    card_precision_at_k,
+    expected_calibration_error,
+    reliability_bins,
+)
 from fraudrisk.vocab import STABLE
 
 if TYPE_CHECKING:
@@ -148,6 +170,8 @@ def labelled_performance(
     achieved = _window_average_precision(labelled, version)
     expected = expected_average_precision(settings, run_id)
     drop = (expected - achieved) / expected if achieved is not None and expected else None
+    calibration = window_calibration(_models_rows(labelled, version))
+    relative = calibration.relative_error
     return PerformanceResult(
         model_uri=model_uri,
         model_version=version,
@@ -158,6 +182,12 @@ def labelled_performance(
         expected_average_precision=expected,
         drop=drop,
         drop_detected=drop is not None and drop > monitoring.max_performance_drop,
+        calibration_error=calibration.error,
+        relative_calibration_error=relative,
+        calibration_drift_detected=relative is not None
+        and relative > monitoring.max_relative_calibration_error,
+        reliability=calibration.bins,
+        labels=labels_by_source(labelled) if len(labelled) else {},
     )
 
 
@@ -199,14 +229,48 @@ def expected_average_precision(settings: Settings, run_id: str) -> float | None:
     return float(value) if value is not None else None
 
 
-def _window_average_precision(labelled: pd.DataFrame, version: str) -> float | None:
-    """The model's AP over the window: its champion rows if served as champion, else all."""
+def _models_rows(labelled: pd.DataFrame, version: str) -> pd.DataFrame:
+    """The model's rows of the window: its champion rows if served as champion, else all."""
     mine = labelled[labelled["model_version"] == version]
     if (mine["variant"] == STABLE).any():
         mine = mine[mine["variant"] == STABLE]
+    return mine
+
+
+def _window_average_precision(labelled: pd.DataFrame, version: str) -> float | None:
+    """The model's AP over the window."""
+    mine = _models_rows(labelled, version)
     if not len(mine) or not mine["tx_fraud"].any():
         return None
     return average_precision(mine["tx_fraud"], mine["risk_score"])
+
+
+@dataclass(frozen=True)
+class WindowCalibration:
+    """How calibrated the model's risk was on the labelled window."""
+
+    error: float | None = None
+    relative_error: float | None = None
+    bins: list[CalibrationBin] = field(default_factory=list)
+
+
+def window_calibration(rows: pd.DataFrame) -> WindowCalibration:
+    """The reliability curve and ECE of labelled rows (none without rows or without fraud)."""
+    if not len(rows) or not rows["tx_fraud"].any():
+        return WindowCalibration()
+    curve = reliability_bins(rows["tx_fraud"], rows["risk_score"])
+    error = expected_calibration_error(curve)
+    bins = [
+        CalibrationBin(
+            lower=b.lower,
+            upper=b.upper,
+            count=b.count,
+            mean_risk=b.mean_score,
+            fraud_rate=b.fraud_rate,
+        )
+        for b in curve
+    ]
+    return WindowCalibration(error, error / float(rows["tx_fraud"].mean()), bins)
 
 
 def _store_scores(settings: Settings, start: dt.date, through: dt.date) -> pd.DataFrame:
@@ -287,16 +351,20 @@ def _join_labels(
     as_of: dt.date,
     source: LabelSource,
 ) -> pd.DataFrame:
-    """The scored rows that have a label, with ``tx_fraud`` (the others are counted, logged)."""
+    """The scored rows that have a label, with ``tx_fraud`` and the label's ``label_source``.
+
+    The others are counted and logged. Labels are those known by the end of ``as_of``.
+    """
     if not len(scored):
-        return scored.assign(tx_fraud=pd.Series(dtype="int64"))
-    delay = settings.monitoring.label_delay_days
-    if source == "kafka":
-        known = label_io.kafka_labels(settings, as_of).labels
-    else:
-        lake = Lake.open(settings.lake_uri, settings.lake)
-        known = label_io.lake_labels(lake, start, through, as_of, delay)
-    joined = scored.merge(known[["transaction_id", "tx_fraud"]], on="transaction_id", how="left")
+        return scored.assign(
+            tx_fraud=pd.Series(dtype="int64"), label_source=pd.Series(dtype="object")
+        )
+    known = known_labels(settings, start, through, as_of, source)
+    joined = scored.merge(
+        known[["transaction_id", "tx_fraud", "source"]].rename(columns={"source": "label_source"}),
+        on="transaction_id",
+        how="left",
+    )
     missing = int(joined["tx_fraud"].isna().sum())
     if missing:
         log.warning(
@@ -307,3 +375,30 @@ def _join_labels(
         )
     labelled = joined.dropna(subset=["tx_fraud"])
     return labelled.assign(tx_fraud=labelled["tx_fraud"].astype("int64"))
+
+
+def known_labels(
+    settings: Settings, start: dt.date, through: dt.date, as_of: dt.date, source: LabelSource
+) -> pd.DataFrame:
+    """Every label known by the end of ``as_of``, the newest per transaction.
+
+    From the ``labels`` topic, or from the lake (its own labels, known after the label delay)
+    together with the labels table beside it (analysts' resolutions and chargebacks, known from
+    their label time): a later label of a transaction corrects an earlier one.
+    """
+    if source == "kafka":
+        return label_io.kafka_labels(settings, as_of).labels
+    lake = Lake.open(settings.lake_uri, settings.lake)
+    delay = settings.monitoring.label_delay_days
+    given_before = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time())
+    given = LabelsTable.beside(lake.storage).read(given_before)
+    frames = [label_io.lake_labels(lake, start, through, as_of, delay)]
+    if len(given):
+        frames.append(given[list(LABEL_FRAME_COLUMNS)])
+    return newest_labels(pd.concat(frames, ignore_index=True), given_before)
+
+
+def labels_by_source(labelled: pd.DataFrame) -> dict[str, int]:
+    """How many of the labelled rows each label source gave (``lake``, ``analyst``…)."""
+    counts = labelled["label_source"].fillna(label_io.TOPIC_SOURCE).value_counts()
+    return {str(name): int(count) for name, count in sorted(counts.items())}

@@ -87,6 +87,14 @@ class MonitoringMetrics:
         self.performance_drop = gauge(
             "fraudrisk_performance_drop", "Relative AP drop versus the yardstick (> 0 = worse)."
         )
+        self.calibration_error = gauge(
+            "fraudrisk_calibration_error",
+            "Expected calibration error of the model over the labelled window.",
+        )
+        self.relative_calibration_error = gauge(
+            "fraudrisk_relative_calibration_error",
+            "The calibration error as a share of the labelled window's fraud rate.",
+        )
         self.last_check = gauge(
             "fraudrisk_monitoring_last_check_timestamp_seconds",
             "Unix time of the last completed check.",
@@ -149,6 +157,8 @@ class MonitoringMetrics:
             (self.window_ap, result.average_precision),
             (self.expected_ap, result.expected_average_precision),
             (self.performance_drop, result.drop),
+            (self.calibration_error, result.calibration_error),
+            (self.relative_calibration_error, result.relative_calibration_error),
         ):
             if value is not None:
                 family.labels(name).set(value)

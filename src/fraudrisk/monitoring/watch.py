@@ -145,7 +145,11 @@ def print_round(found: Round) -> None:
     decisions = {d.cause.kind: d for d in found.decisions}
     if found.drift is not None:
         d = found.drift
-        verdict = f"drift share {d.drift_share:.2f} ({', '.join(d.drifted_features) or 'none'})"
+        weighted = d.weighted_drift_share if d.drift_verdict == "weighted" else None
+        share = (
+            f"drift share {d.drift_share:.2f}" if weighted is None else f"weighted {weighted:.2f}"
+        )
+        verdict = f"{share} ({', '.join(d.drifted_features) or 'none'})"
         table.add_row(
             "drift", f"{d.start}..{d.end}", verdict, _decided(decisions.get("drift")), d.report
         )

@@ -6,6 +6,7 @@
 - ``state_reader`` — entity state from the Feast online store.
 - ``decisions`` — risk to decision under the thresholds, reason codes, fallback rules.
 - ``scorer`` — :class:`~fraudrisk.scoring.scorer.Scorer`: the one thing called a scorer.
+- ``store_columns`` — a scored batch as the alert store's columns (jobs and the API share it).
 
 May import: features, registry, alerts, data, io and the base modules (config, schemas, vocab).
 Used by serving, training (head-to-head), jobs, api and monitoring.

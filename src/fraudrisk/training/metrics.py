@@ -167,3 +167,53 @@ def _require_columns(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
     missing = [column for column in columns if column not in frame.columns]
     if missing:
         raise ValueError(f"missing columns: {missing}")
+
+
+@dataclass(frozen=True)
+class ReliabilityBin:
+    """One bin of a reliability curve: scores in ``[lower, upper]``, their mean, the fraud rate."""
+
+    lower: float
+    upper: float
+    count: int
+    mean_score: float
+    fraud_rate: float
+
+
+def reliability_bins(
+    y_true: npt.ArrayLike, scores: npt.ArrayLike, bins: int = 10
+) -> list[ReliabilityBin]:
+    """The reliability curve over equal-count (quantile) bins of the scores.
+
+    Fraud scores crowd near zero, so equal-width bins would put nearly every transaction in the
+    first; quantile bins (as the training reliability plot uses) give each bin the same weight.
+    Ties across a quantile edge stay together, so there may be fewer than ``bins`` bins.
+
+    Raises:
+        ValueError: If the arrays are empty or of different lengths.
+    """
+    labels = np.asarray(y_true, dtype=np.float64)
+    risk = np.asarray(scores, dtype=np.float64)
+    if labels.shape != risk.shape or not len(risk):
+        raise ValueError("reliability needs as many labels as scores, and some")
+    edges = np.unique(np.quantile(risk, np.linspace(0, 1, bins + 1)))
+    index = np.clip(np.searchsorted(edges, risk, side="right") - 1, 0, max(len(edges) - 2, 0))
+    found = []
+    for number in np.unique(index):
+        mine = index == number
+        found.append(
+            ReliabilityBin(
+                lower=float(risk[mine].min()),
+                upper=float(risk[mine].max()),
+                count=int(mine.sum()),
+                mean_score=float(risk[mine].mean()),
+                fraud_rate=float(labels[mine].mean()),
+            )
+        )
+    return found
+
+
+def expected_calibration_error(curve: list[ReliabilityBin]) -> float:
+    """ECE: the count-weighted mean gap between each bin's mean score and its fraud rate."""
+    total = sum(b.count for b in curve)
+    return sum(b.count * abs(b.fraud_rate - b.mean_score) for b in curve) / total

@@ -73,7 +73,7 @@ def desk(case_db: str) -> Iterator[CaseWorld]:
     made = world(case_db, pool_size=10)
     yield made
     with made.engine.begin() as connection:  # the next test starts from no alert, no case
-        connection.exec_driver_sql("TRUNCATE case_events, case_alerts, cases, alerts, scores")
+        connection.exec_driver_sql("TRUNCATE cases, alerts, scores CASCADE")  # + referrers
     made.close()
 
 

@@ -27,9 +27,11 @@ from tests.unit.identity.test_sessions import (
 
 import fraudrisk.cases.tables
 import fraudrisk.identity.tables
+import fraudrisk.policy.tables
 from fraudrisk.identity import audit
 from fraudrisk.identity.audit import Actor, AuditLog, AuditQuery
 from fraudrisk.identity.errors import AccountLockedError, LoginError
+from fraudrisk.identity.tables import USERS
 from fraudrisk.io import database
 from fraudrisk.io.database import APP_METADATA, HEAD, DatabaseError
 
@@ -90,6 +92,26 @@ def test_the_migrations_build_the_metadata_on_postgres(engine: Engine) -> None:
         assert compare_metadata(MigrationContext.configure(connection), APP_METADATA) == []
         assert database.current_revision(engine) == HEAD
         assert database.upgrade(engine) == HEAD  # again: nothing to do
+
+
+def test_a_bulk_insert_of_a_duplicate_key_is_an_integrity_error(engine: Engine) -> None:
+    now = database.utcnow()
+    row = {
+        "username": "copy-twice",
+        "display_name": "copy",
+        "role": "analyst",
+        "source": "local",
+        "mfa_required": True,
+        "disabled": False,
+        "failed_logins": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+    with pytest.raises(sa.exc.IntegrityError, match="COPY users"), engine.begin() as connection:
+        database.bulk_insert(connection, USERS, [row, row])  # COPY, as SQLAlchemy's INSERT fails
+    with engine.connect() as connection:
+        found = connection.execute(sa.select(USERS).where(USERS.c.username == "copy-twice"))
+        assert found.all() == []  # the transaction rolled back
 
 
 def test_the_database_refuses_update_delete_and_truncate_of_the_audit_log(

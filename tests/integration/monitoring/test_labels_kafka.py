@@ -78,4 +78,8 @@ def test_performance_from_topic_labels_equals_performance_from_the_lake(settings
     from_topic = labelled_performance(monitored, uri, day(50), day(56), day(60), labels="kafka")
     from_lake = labelled_performance(monitored, uri, day(50), day(56), day(60), labels="lake")
     assert from_topic.end == day(53) and len(from_topic.days) == 4
-    assert from_topic == from_lake
+    assert from_topic.labels == {"topic": sum(d.transactions for d in from_topic.days)}
+    assert from_lake.labels == {"lake": sum(d.transactions for d in from_lake.days)}
+    assert from_topic.model_copy(update={"labels": {}}) == from_lake.model_copy(
+        update={"labels": {}}
+    )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import atexit
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import jwt
@@ -75,7 +80,18 @@ def api_settings(rsa: RsaKeys | None = None, **overrides: Any) -> ApiSettings:
 
 
 def settings_with(api: ApiSettings, kafka: KafkaSettings | None = None, **more: Any) -> Settings:
+    """Settings of these API settings; HOME a scratch folder unless given (sync mode's alert
+    store and spool live there: never the checkout's ``.fraudrisk``)."""
+    more.setdefault("home", scratch_home())
     return Settings(api=api, kafka=kafka or KafkaSettings(), **more)
+
+
+@functools.cache
+def scratch_home() -> Path:
+    """One temporary HOME per test process, removed at its exit."""
+    home = Path(tempfile.mkdtemp(prefix="fraudrisk-api-tests-"))
+    atexit.register(shutil.rmtree, home, ignore_errors=True)
+    return home
 
 
 def rules_only(settings: Settings, state: MemoryStateReader | None = None) -> ServedVariants:

@@ -219,3 +219,15 @@ def test_a_user_without_a_password_cannot_log_in(identity: Identity) -> None:
         identity.sessions.login("lee", "")
     with pytest.raises(LoginError):
         identity.sessions.login("lee", PASSWORD)
+
+
+def test_a_concurrent_create_of_the_same_name_is_user_exists_not_a_database_error(
+    identity: Identity, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    identity.accounts.create(ADMIN, "racer", Role.ANALYST, PASSWORD)
+    # the race: the other call's user is not there yet when this one looks, then is
+    monkeypatch.setattr(type(identity.accounts), "_find", lambda self, connection, name: None)
+    with pytest.raises(UserExistsError, match="'racer' exists already"):
+        identity.accounts.create(ADMIN, "racer", Role.ADMIN, PASSWORD)
+    monkeypatch.undo()
+    assert identity.accounts.get("racer").role is Role.ANALYST  # the first one stands

@@ -303,8 +303,39 @@ def test_revoking_another_users_token_changes_nothing(identity: Identity) -> Non
     identity.accounts.create(ADMIN, "kim", Role.ANALYST, None, mfa_required=False)
     identity.accounts.create(ADMIN, "lee", Role.ANALYST, None, mfa_required=False)
     kims = identity.sessions.create_api_token(ADMIN, "kim")
-    identity.sessions.revoke(ADMIN, "lee", kims.token_id)
+    with pytest.raises(UnknownUserError, match="lee has no unrevoked token"):
+        identity.sessions.revoke(ADMIN, "lee", kims.token_id)
     identity.sessions.authenticate(kims.token)
+    identity.sessions.revoke(ADMIN, "kim", kims.token_id)
+    with pytest.raises(UnknownUserError):  # revoked already: said, not silently done twice
+        identity.sessions.revoke(ADMIN, "kim", kims.token_id)
+
+
+def test_tokens_are_listed_with_their_last_use_never_their_secret(
+    identity: Identity, clock: Clock
+) -> None:
+    identity.accounts.create(ADMIN, "liv", Role.ANALYST, None, mfa_required=False)
+    issued = identity.sessions.create_api_token(ADMIN, "liv", "cases:read", name="export")
+    (listed,) = identity.sessions.tokens("liv")
+    assert (listed.id, listed.kind, listed.name, listed.scopes) == (
+        issued.token_id,
+        "api",
+        "export",
+        "cases:read",
+    )
+    assert listed.last_used_at is None and issued.token not in repr(listed)
+    identity.sessions.authenticate(issued.token)
+    first_use = identity.sessions.tokens("liv")[0].last_used_at
+    assert first_use == clock()
+    clock.advance(seconds=30)
+    identity.sessions.authenticate(issued.token)  # within the minute: not written again
+    assert identity.sessions.tokens("liv")[0].last_used_at == first_use
+    clock.advance(seconds=31)
+    identity.sessions.authenticate(issued.token)
+    assert identity.sessions.tokens("liv")[0].last_used_at == clock()
+    identity.sessions.revoke(ADMIN, "liv", issued.token_id)
+    assert identity.sessions.tokens("liv") == []
+    assert [t.id for t in identity.sessions.tokens("liv", active_only=False)] == [issued.token_id]
 
 
 def test_disabling_a_user_ends_their_sessions_and_tokens(identity: Identity, clock: Clock) -> None:

@@ -15,6 +15,7 @@ from alembic.script import ScriptDirectory
 
 import fraudrisk.cases.tables
 import fraudrisk.identity.tables
+import fraudrisk.policy.tables
 from fraudrisk.io import database
 from fraudrisk.io.database import APP_METADATA, HEAD, DatabaseError, open_database
 
@@ -137,3 +138,12 @@ def test_lock_for_write_begins_the_sqlite_transaction(tmp_path: Path) -> None:
 def test_utcnow_is_naive_utc() -> None:
     now = database.utcnow()
     assert now.tzinfo is None
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "fraudrisk.db"
+    engine = open_database(f"sqlite:///{path}")
+    engine.dispose()
+    assert path.stat().st_mode & 0o777 == 0o600  # password hashes, sealed TOTP seeds
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_mode & 0o077 == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -24,8 +25,11 @@ from typer.testing import CliRunner
 
 from fraudrisk.cli import monitor_performance
 from fraudrisk.config import DatabaseSettings, get_settings
+from fraudrisk.data.labels import LabelMessage, LabelsTable
+from fraudrisk.io.lake import Lake
 from fraudrisk.monitoring.performance import day_performance, labelled_performance
 from fraudrisk.scoring.model import ModelLoadError, load_model
+from fraudrisk.training.metrics import expected_calibration_error, reliability_bins
 
 D1, D2 = dt.date(2018, 10, 1), dt.date(2018, 10, 2)
 CHAMPION = "models:/fraud-risk@champion"
@@ -263,3 +267,59 @@ def test_cli_bad_input_is_a_message_not_a_traceback(cli, args, message):
     result = CliRunner().invoke(cli, ["performance", *args, *days], terminal_width=200)
     assert result.exit_code == 2 and message in result.output
     assert "Traceback" not in result.output
+
+
+def test_analyst_labels_count_from_their_label_time_and_correct_the_lakes(world, tmp_path):
+    settings = settings_with_store(world, tmp_path / "analyst.db")
+    rows = world.days(58, 61)
+    scores = good_scores(rows)
+    write_scores(settings, rows, scores, version=world.version)
+    frauds = rows[rows["tx_fraud"] == 1]["transaction_id"].tolist()
+    assert len(frauds) >= 4
+    corrected, late = frauds[:3], frauds[3]
+    given = dt.datetime.combine(day(66), dt.time(9))
+
+    def label(tx: int, at: dt.datetime) -> LabelMessage:
+        return LabelMessage(
+            transaction_id=tx, tx_fraud=0, labelled_at=at, source="analyst", labelled_by="ana"
+        )
+
+    lake = Lake.open(settings.lake_uri, settings.lake)
+    table = LabelsTable.beside(lake.storage)
+    try:
+        table.append([label(tx, given) for tx in corrected])
+        table.append([label(late, dt.datetime.combine(day(69), dt.time(9)))])  # after as_of
+        result = labelled_performance(settings, CHAMPION, day(58), day(61), as_of=day(68))
+    finally:
+        shutil.rmtree(table.storage.root)
+    assert result.labels == {"analyst": 3, "lake": len(rows) - 3}
+    truth = rows["tx_fraud"].where(~rows["transaction_id"].isin(corrected), 0)
+    assert result.average_precision == pytest.approx(average_precision_score(truth, scores))
+    lake_only = labelled_performance(settings, CHAMPION, day(58), day(61), as_of=day(68))
+    assert lake_only.labels == {"lake": len(rows)}
+    assert lake_only.average_precision != pytest.approx(result.average_precision)
+
+
+def test_the_window_calibration_is_reported_and_alarms_beyond_its_tolerance(world, tmp_path):
+    settings = settings_with_store(world, tmp_path / "calibration.db")
+    rows = world.days(58, 61)
+    scores = good_scores(rows)  # ranks well, but 0.7 + noise is no probability of fraud
+    write_scores(settings, rows, scores, version=world.version)
+    result = labelled_performance(settings, CHAMPION, day(58), day(61), as_of=day(68))
+    curve = reliability_bins(rows["tx_fraud"], scores)
+    assert result.calibration_error == pytest.approx(expected_calibration_error(curve))
+    assert result.relative_calibration_error == pytest.approx(
+        result.calibration_error / rows["tx_fraud"].mean()
+    )
+    assert [b.count for b in result.reliability] == [b.count for b in curve]
+    assert result.calibration_drift_detected and not result.drop_detected
+    lenient = settings.model_copy(
+        update={
+            "monitoring": settings.monitoring.model_copy(
+                update={"max_relative_calibration_error": 1e6}
+            )
+        }
+    )
+    quiet = labelled_performance(lenient, CHAMPION, day(58), day(61), as_of=day(68))
+    assert not quiet.calibration_drift_detected
+    assert quiet.calibration_error == result.calibration_error

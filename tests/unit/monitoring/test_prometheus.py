@@ -73,7 +73,8 @@ def test_labelled_performance_is_exported_per_variant_from_the_last_labelled_day
         recall_at_budget=0.6,
     )
     newer = older.model_copy(update={"day": dt.date(2018, 8, 31), "average_precision": 0.7})
-    result = result.model_copy(update={"days": [*result.days, newer, older]})
+    calibration = {"calibration_error": 0.004, "relative_calibration_error": 0.5}
+    result = result.model_copy(update={"days": [*result.days, newer, older], **calibration})
     metrics = MonitoringMetrics()
     metrics.observe_performance(result)
     found = exposition(metrics, tmp_path)
@@ -88,6 +89,8 @@ def test_labelled_performance_is_exported_per_variant_from_the_last_labelled_day
     assert found[("fraudrisk_performance_drop", M)] == pytest.approx(0.4)
     assert found[("fraudrisk_expected_average_precision", M)] == 0.6
     assert found[("fraudrisk_labelled_window_average_precision", M)] == 0.36
+    assert found[("fraudrisk_calibration_error", M)] == 0.004
+    assert found[("fraudrisk_relative_calibration_error", M)] == 0.5
 
 
 def test_decisions_are_counted_by_cause_and_outcome(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from fraudrisk.data.fast import FastConfig
+from fraudrisk.data.labels import LabelMessage, LabelsTable
 from fraudrisk.data.simulate import fast_days, write_days
 from fraudrisk.features.definitions import FEATURE_NAMES
 from fraudrisk.features.table import FeatureTable, features_of
@@ -59,3 +60,27 @@ def test_join_fails_clearly_when_counts_differ(tmp_path: Path) -> None:
         join_labels(features, shifted)
     with pytest.raises(ValueError, match="repeats"):
         join_labels(features, labels.assign(transaction_id=0))
+
+
+def test_labels_given_before_the_run_replace_the_lakes_and_later_ones_do_not(
+    tmp_path: Path,
+) -> None:
+    table_uri, lake_uri, rows = build(tmp_path, days=5)
+    lake = rows.to_pandas()
+    frauds = lake[lake["tx_fraud"] == 1]["transaction_id"].tolist()
+    legit = lake[lake["tx_fraud"] == 0]["transaction_id"].tolist()
+    run_at = dt.datetime(2026, 12, 7, 12)
+
+    def label(tx: int, fraud: int, at: dt.datetime) -> LabelMessage:
+        return LabelMessage(transaction_id=tx, tx_fraud=fraud, labelled_at=at, source="analyst")
+
+    before, after = run_at - dt.timedelta(hours=1), run_at + dt.timedelta(hours=1)
+    table = LabelsTable.beside(Lake.open(lake_uri).storage)
+    table.append([label(frauds[0], 0, before), label(legit[0], 1, before)])
+    table.append([label(legit[1], 1, after)])  # not known yet at the run
+    frame = load_frame(table_uri, lake_uri, labels_given_before=run_at).set_index("transaction_id")
+    assert frame.loc[frauds[0], "tx_fraud"] == 0 and frame.loc[legit[0], "tx_fraud"] == 1
+    assert frame.loc[legit[1], "tx_fraud"] == 0
+    assert frame["tx_fraud"].sum() == len(frauds)  # one fraud fewer, one more
+    later = load_frame(table_uri, lake_uri, labels_given_before=after + dt.timedelta(seconds=1))
+    assert later.set_index("transaction_id").loc[legit[1], "tx_fraud"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -9,7 +10,9 @@ from fraudrisk.training.metrics import (
     auc_roc,
     average_precision,
     card_precision_at_k,
+    expected_calibration_error,
     performance_summary,
+    reliability_bins,
 )
 
 
@@ -99,3 +102,35 @@ def test_performance_summary_keys_and_values() -> None:
     assert summary["auc_roc"] == pytest.approx(0.75)
     assert summary["average_precision"] == pytest.approx(5 / 6)
     assert summary["card_precision@2"] == pytest.approx((0.0 + 1.0) / 2)
+
+
+def test_reliability_bins_equal_a_brute_force_quantile_split() -> None:
+    rng = np.random.default_rng(3)
+    scores = rng.beta(0.3, 8, 5000)
+    labels = rng.random(5000) < scores
+    curve = reliability_bins(labels, scores, bins=10)
+    assert len(curve) == 10 and sum(b.count for b in curve) == 5000
+    order = np.argsort(scores, kind="stable")
+    for number, chunk in enumerate(np.array_split(order, 10)):  # distinct scores: equal counts
+        assert curve[number].count == len(chunk)
+        assert curve[number].mean_score == pytest.approx(scores[chunk].mean())
+        assert curve[number].fraud_rate == pytest.approx(labels[chunk].mean())
+    gaps = [abs(b.fraud_rate - b.mean_score) * b.count for b in curve]
+    assert expected_calibration_error(curve) == pytest.approx(sum(gaps) / 5000)
+
+
+def test_a_calibrated_model_has_a_small_ece_and_a_halved_one_a_large_one() -> None:
+    rng = np.random.default_rng(4)
+    risk = rng.beta(0.2, 20, 200_000)  # ≈ 1 % fraud, as the handbook's
+    frauds = rng.random(len(risk)) < risk
+    rate = frauds.mean()
+    calibrated = expected_calibration_error(reliability_bins(frauds, risk))
+    halved = expected_calibration_error(reliability_bins(frauds, risk / 2))
+    assert calibrated / rate < 0.1 < 0.4 < halved / rate
+
+
+def test_ties_stay_in_one_bin() -> None:
+    curve = reliability_bins([0, 1, 0, 0], [0.1, 0.1, 0.1, 0.9], bins=4)
+    assert [(b.count, b.fraud_rate) for b in curve] == [(3, pytest.approx(1 / 3)), (1, 0.0)]
+    with pytest.raises(ValueError, match="as many labels as scores"):
+        reliability_bins([1], [0.1, 0.2])
