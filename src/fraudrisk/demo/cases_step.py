@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 import secrets
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from fraudrisk.cases.service import case_ingester
 from fraudrisk.config import DatabaseSettings, Settings
 from fraudrisk.console import console
 from fraudrisk.data.labels import LabelsTable
+from fraudrisk.demo.stream_step import start_logged, stop_process
 from fraudrisk.identity.audit import SYSTEM
 from fraudrisk.identity.roles import Role
 from fraudrisk.identity.service import identity_for
@@ -146,27 +146,20 @@ def _case_service(settings: Settings, work: Path) -> Iterator[str]:
     """``fraudrisk cases serve`` on a free loopback port; stopped on the way out."""
     port = free_port()
     env = {
-        **os.environ,
         "FRAUDRISK_HOME": str(settings.home),
         "FRAUDRISK_DB__URL": settings.db_url,
         "FRAUDRISK_KAFKA__BOOTSTRAP_SERVERS": settings.kafka.bootstrap_servers,
         "FRAUDRISK_CASES__PUBLISH_LABELS_TOPIC": "true",
     }
     argv = [sys.executable, "-m", "fraudrisk", "cases", "serve", "--port", str(port)]
-    with (work / "cases.log").open("wb") as log:
-        process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = start_logged(argv, env, work / "cases.log")
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, work / "cases.log")
         console.print(f"case service at {url} (OpenAPI at {url}/docs); log {work}/cases.log")
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:

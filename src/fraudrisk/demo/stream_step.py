@@ -93,7 +93,7 @@ def run_stream_step(
         sent_s = _send(services, week)
         scored, waited = _wait_scored(services, week.rows.num_rows)
         for process in (services.api, services.scorer):  # the scorer prints its summary at exit
-            _stop(process)
+            stop_process(process)
         _report(settings, table_uri, services, week, (scored, sent_s + waited))
         done = scored == week.rows.num_rows
         outcome = StreamOutcome(services.store_url, services.bootstrap, work, week)
@@ -204,9 +204,9 @@ def _services(settings: Settings, work: Path, week_start: dt.date) -> Iterator[_
             "--lake-state-before",
             str(week_start),
         ]
-        processes.append(_start(scorer, env, work / "scorer.log"))
+        processes.append(start_logged(scorer, env, work / "scorer.log"))
         api = [sys.executable, "-m", "fraudrisk", "api", "serve", "--port", str(port)]
-        processes.append(_start(api, env, work / "api.log"))
+        processes.append(start_logged(api, env, work / "api.log"))
         console.print(
             f"stream scorer: entity state rebuilt from the lake days before "
             f"{week_start} (the online store already holds this week); Transaction "
@@ -220,19 +220,20 @@ def _services(settings: Settings, work: Path, week_start: dt.date) -> Iterator[_
         yield services
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
         broker.stop()
         _copy_broker_log(broker, work)
 
 
-def _start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+def start_logged(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """Start a command with ``env`` added to this environment, its output into ``log``."""
     with log.open("wb") as sink:
         return subprocess.Popen(
             argv, env={**os.environ, **env}, stdout=sink, stderr=subprocess.STDOUT
         )
 
 
-def _stop(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> None:
     """SIGTERM (the scorer finishes its batch and commits), then SIGKILL if it hangs."""
     if process.poll() is None:
         process.terminate()

@@ -68,10 +68,7 @@ def record(
     change: dict[str, Any] | None = None,
 ) -> None:
     """Append one entry, inside the caller's transaction (``change`` must hold no secret)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    else:
-        lock_for_write(connection)  # SQLite: read the chain's end under the write lock
+    lock_for_write(connection, _PG_AUDIT_LOCK)  # read the chain's end under the write lock
     last = connection.execute(
         sa.select(AUDIT_LOG.c.hash).order_by(AUDIT_LOG.c.id.desc()).limit(1)
     ).scalar()

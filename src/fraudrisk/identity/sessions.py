@@ -370,10 +370,7 @@ class TokenInfo:
 
 def _serialise_provisioning(connection: Connection) -> None:
     """Let one external login at a time find-or-create its user (no duplicate on a race)."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_PROVISION_LOCK})
-    else:
-        lock_for_write(connection)
+    lock_for_write(connection, _PG_PROVISION_LOCK)
 
 
 def _external_refusal(connection: Connection, user: Any, person: ExternalIdentity) -> str | None:

@@ -69,16 +69,19 @@ def sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def lock_for_write(connection: Connection) -> None:
-    """Make the rest of this transaction the database's only writer (SQLite only).
+def lock_for_write(connection: Connection, pg_lock: int | None = None) -> None:
+    """Make the rest of this transaction the only one doing this kind of write.
 
-    pysqlite begins a transaction at its first write, so what a transaction reads before that
-    is not isolated: two transactions can both read "the last audit hash" or "the last TOTP
+    SQLite: pysqlite begins a transaction at its first write, so what a transaction reads before
+    that is not isolated: two transactions can both read "the last audit hash" or "the last TOTP
     step used" and then both write. This begins the transaction now, waiting for SQLite's write
-    lock (``busy_timeout``). PostgreSQL needs nothing here: it locks rows (``FOR UPDATE``) or
-    takes advisory locks.
+    lock (``busy_timeout``). PostgreSQL locks rows (``FOR UPDATE``) for most of this; where
+    there is no row to lock (the end of a chain, "the active one"), ``pg_lock`` names an
+    advisory lock held until the transaction ends.
     """
-    if connection.dialect.name != "sqlite":
+    if connection.dialect.name == "postgresql":
+        if pg_lock is not None:
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": pg_lock})
         return
     driver = connection.connection.dbapi_connection
     if not getattr(driver, "in_transaction", True):

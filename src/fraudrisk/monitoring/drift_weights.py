@@ -15,12 +15,10 @@ per-feature contributions (not XGBoost) has no weights, and its verdict is the c
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,12 @@ import numpy.typing as npt
 
 from fraudrisk.config import Settings
 from fraudrisk.registry.mlflow_io import mlflow_client
-from fraudrisk.registry.references import ARTIFACT_DIR, REFERENCE_TAG, Reference
+from fraudrisk.registry.references import (
+    ARTIFACT_DIR,
+    REFERENCE_TAG,
+    Reference,
+    no_progress_bar,
+)
 from fraudrisk.scoring.model import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -40,7 +43,6 @@ WEIGHTS_FILE = "importance.json"
 METHOD = "mean |TreeSHAP contribution| (XGBoost pred_contribs, log-odds) over the reference rows"
 #: The reference's ``meta.json`` keys that identify it: new values, new weights.
 _STAMP_KEYS = ("created_at", "rows", "seed", "period", "source_rows", "feature_names")
-_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 @dataclass(frozen=True)
@@ -180,7 +182,7 @@ def _read_cached(settings: Settings, run_id: str) -> FeatureWeights | None:
         listed = {Path(item.path).name for item in client.list_artifacts(run_id, ARTIFACT_DIR)}
         if WEIGHTS_FILE not in listed:
             return None
-        with tempfile.TemporaryDirectory() as staging, _no_progress_bar():
+        with tempfile.TemporaryDirectory() as staging, no_progress_bar():
             local = client.download_artifacts(run_id, f"{ARTIFACT_DIR}/{WEIGHTS_FILE}", staging)
             return FeatureWeights.from_json(json.loads(Path(local).read_text()))
     except Exception as error:  # an unreadable cache is recomputed, never fatal
@@ -202,17 +204,3 @@ def _write_cached(settings: Settings, run_id: str, weights: FeatureWeights) -> N
 def _plain(value: Any) -> Any:
     """A meta value as JSON gives it back (lists for tuples, text for dates)."""
     return json.loads(json.dumps(value, default=str))
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow's download progress bar off: one small file, and stderr is for messages."""
-    saved = os.environ.get(_PROGRESS_BAR)
-    os.environ[_PROGRESS_BAR] = "false"
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(_PROGRESS_BAR, None)
-        else:
-            os.environ[_PROGRESS_BAR] = saved

@@ -15,8 +15,8 @@ the migrations). A version is numbered in order of drafting. Its life:
 policy goes live only when two people agreed. Activation and rollback need ``policy:approve``
 too. A text that does not lint (parse and type-check) is never stored, so it can never become
 active. Every step is an entry of the audit log, written in the step's own transaction, and at
-most one version is active (a unique partial index; steps that change the active version take
-the database's write lock).
+most one version is active (a unique partial index; every step takes the database's write lock
+on SQLite, an advisory lock on PostgreSQL, so racing activations queue up).
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from fraudrisk.identity.roles import Permission
 from fraudrisk.io.database import inserted_id, lock_for_write, utcnow
 from fraudrisk.policy.tables import POLICY_VERSIONS
 
+_PG_POLICY_LOCK = 7_310_003  # advisory lock: policy steps one at a time
 #: Lints a policy text (the file name for messages): its errors, ``file:line:col: message``.
 Lint = Callable[[str, str], Sequence[str]]
 
@@ -222,8 +223,8 @@ class PolicyVersions:
     ) -> PolicyVersion:
         before, after = _STEPS[step]
         with self.engine.begin() as connection:
-            lock_for_write(connection)
-            row = self._row(connection, number, for_update=True)
+            lock_for_write(connection, _PG_POLICY_LOCK)  # one step at a time: one active version
+            row = self._row(connection, number)
             status = VersionStatus(row.status)
             if status not in before:
                 raise StepNotAllowedError(number, status, step)
@@ -249,10 +250,8 @@ class PolicyVersions:
             .values(status=VersionStatus.RETIRED.value, retired_at=self.clock())
         )
 
-    def _row(self, connection: Connection, number: int, for_update: bool = False) -> Any:
+    def _row(self, connection: Connection, number: int) -> Any:
         query = sa.select(POLICY_VERSIONS).where(POLICY_VERSIONS.c.id == number)
-        if for_update and connection.dialect.name == "postgresql":
-            query = query.with_for_update()
         row = connection.execute(query).one_or_none()
         if row is None:
             raise UnknownVersionError(f"no policy version {number}")

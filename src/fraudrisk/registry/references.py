@@ -197,7 +197,7 @@ def load_reference(settings: Settings, model_uri: str) -> Reference:
     with tempfile.TemporaryDirectory() as staging:
         client = mlflow_client(settings)
         try:
-            with _no_progress_bar():
+            with no_progress_bar():
                 local = client.download_artifacts(version.run_id, ARTIFACT_DIR, staging)
         except (MlflowException, OSError) as error:
             raise MonitoringError(
@@ -210,8 +210,8 @@ def load_reference(settings: Settings, model_uri: str) -> Reference:
 
 
 @contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """MLflow's download progress bar off: three small files, and stderr is for messages."""
+def no_progress_bar() -> Iterator[None]:
+    """MLflow's download progress bar off: small files, and stderr is for messages."""
     saved = os.environ.get(_PROGRESS_BAR)
     os.environ[_PROGRESS_BAR] = "false"
     try:

@@ -7,18 +7,11 @@ modules neither see each other's rows nor the other packages' ``alerts`` databas
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import sqlalchemy as sa
-import uvicorn
-from fastapi import FastAPI
 from tests.unit.cases.case_doubles import fast_argon2
-
-from fraudrisk.io.kafka_broker import free_port
 
 
 def psycopg_url(server: str, database: str) -> str:
@@ -45,25 +38,3 @@ def case_db(postgres_server: str, request: pytest.FixtureRequest) -> Iterator[st
 def _fast_argon2() -> Iterator[None]:
     with fast_argon2():
         yield
-
-
-@contextlib.contextmanager
-def serving(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread on a free loopback port."""
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="case-api", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail(f"the case API did not start on port {port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.integration.cases.conftest import serving
+from tests.support.asgi import serve_in_thread as serving
 from tests.unit.cases.case_doubles import DAY, CaseWorld, alert, world
 
 from fraudrisk.cases.tables import CASES

@@ -36,14 +36,13 @@ import jwt
 import psycopg
 import pytest
 import sqlalchemy as sa
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
-from fastapi import FastAPI
 from tests.integration.identity.oidc_provider.npm_cache import (
     HERE,
     ProviderInstallError,
     ensure_installed,
 )
+from tests.support.asgi import serve_in_thread as serving
 
 from fraudrisk.cases.api import CaseServices, create_app
 from fraudrisk.cases.service import case_services
@@ -156,27 +155,6 @@ def pg_url(postgres_server: str) -> Iterator[str]:
     yield url
     with psycopg.connect(f"{postgres_server}/postgres", autocommit=True) as admin:
         admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
-def serving(app: FastAPI, port: int) -> Iterator[str]:
-    """Serve ``app`` with uvicorn in a background thread on ``port``."""
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="case-api-oidc", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail(f"the case API did not start on port {port}")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
 
 
 class Resigning(httpx.HTTPTransport):
