@@ -5,10 +5,11 @@ and installed with every extra into a new venv in a temporary directory. Every c
 from another temporary directory with an environment free of the checkout (no ``PYTHONPATH``,
 no ``FRAUDRISK_*`` but the test's own): ``fraudrisk --help``, ``pipeline compile``, the
 retraining trigger's kfp.local launch of the training pipeline, ``serve --manifest`` on the
-bundled local manifest, ``kafka up`` / ``kafka down``. What the wheel carries as package data —
-the pipelines and components, their configurations, the Maven poms, the KServe CRDs, the local
-manifest — is found through ``importlib.resources`` in the installed package, so a lookup
-relative to the repository fails here.
+bundled local manifest, ``kafka up`` / ``kafka down``, ``policy lint`` of the bundled default
+policy. What the wheel carries as package data — the pipelines and components, their
+configurations, the Maven poms, the KServe CRDs, the local manifest, the policies — is found
+through ``importlib.resources`` in the installed package, so a lookup relative to the
+repository fails here.
 
 The first two tests are fast checks of what the wheel is built from: the package list of
 pyproject and the bundled copy of ``manifests/local/inferenceservice.yaml``.
@@ -42,7 +43,11 @@ ROOT = Path(__file__).resolve().parents[2]
 LOCAL_MANIFEST = ROOT / "manifests" / "local" / "inferenceservice.yaml"
 BUNDLED_MANIFEST = ROOT / "src" / "fraudrisk" / "release" / "local-manifest" / LOCAL_MANIFEST.name
 #: Top-level folders of the repository the wheel maps into the package, as pyproject says.
-MAPPED = {"fraudrisk.pipelines": ROOT / "pipelines", "fraudrisk.components": ROOT / "components"}
+MAPPED = {
+    "fraudrisk.pipelines": ROOT / "pipelines",
+    "fraudrisk.components": ROOT / "components",
+    "fraudrisk.policies": ROOT / "policies",
+}
 #: Data-only packages (no ``__init__.py``) listed so setuptools ships them without a warning.
 DATA_PACKAGES = {"fraudrisk.pipelines.configs"}
 UV = Path(sys.executable).parent / "uv"
@@ -188,6 +193,17 @@ def test_database_migrations_and_routing_rules_ship_in_the_wheel(installed: Inst
     assert f"code needs {HEAD} (up to date)" in installed.cli("db", "current", **home).ok()
     assert "0 alerts → 0 new cases" in installed.cli("cases", "ingest", **home).ok()  # routing.yaml
     assert "analyst" in installed.cli("users", "permissions", "--markdown", **home).ok()
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+def test_the_bundled_default_policy_lints_clean_from_the_wheel(installed: Installed) -> None:
+    assert "policy 'default'" in installed.cli("policy", "lint").ok()  # policies/default.yaml
+    where = installed.script(
+        "from fraudrisk.policy.loader import default_policy_path\nprint(default_policy_path())"
+    )
+    path = Path(where.ok().strip())
+    assert path.resolve().is_relative_to(installed.venv.resolve()) and path.exists(), path
 
 
 @pytest.mark.slow

@@ -19,6 +19,7 @@ from fraudrisk.cli import (
     lake,
     monitor,
     pipeline,
+    policy,
     score,
     serve,
     stream,
@@ -45,7 +46,7 @@ app = typer.Typer(
 MODULES = (
     *(demo, data, ingest, train, serve),
     *(config, lake, features, kafka, stream, pipeline, canary, api, score, monitor),
-    *(cases, labels, db, users),
+    *(cases, labels, db, users, policy),
 )
 for module in MODULES:
     app.add_typer(module.app)

@@ -1,7 +1,21 @@
-"""The decision policy: its versions and four-eyes approval (the language and backtests follow).
+"""Decision policy: thresholds on the calibrated risk + rules + the alert budget, as YAML.
 
-- ``tables`` — ``policy_versions`` (made by the migrations of :mod:`fraudrisk.io.database`).
-- ``versions`` — draft → pending → approved → active → retired; rollback; the audit log.
+- ``expressions`` / ``syntax`` — the rule language: tokens and parser (never Python's
+  eval/ast), the syntax tree.
+- ``types`` / ``checker`` — the names rules read and their types (transaction schema, the
+  features, ``risk``, ``reasons``), the functions, the type checker.
+- ``scalar`` / ``vector`` — a checked expression compiled for one transaction (closures) or a
+  batch (numpy columns); the two agree.
+- ``document`` — the policy file's pydantic model, the actions and their precedence, a checked
+  policy; ``loader`` — YAML with positions (every problem ``file:line:col: message``), the
+  bundled default (``policies/default.yaml``, package data ``fraudrisk.policies``).
+- ``positions`` — where a character of a YAML scalar sits in the file.
+- ``inputs`` / ``engine`` — a scored batch or transaction in, decisions, fired rules, reasons,
+  route and priority factor out.
+- ``errors`` — problems with positions.
+- ``tables`` / ``versions`` — stored versions and four-eyes approval (their docstrings say more).
 
-May import identity, io, config and the base modules.
+May import: scoring, registry, features, alerts, data, identity, io and the base modules
+(config, console, schemas, vocab). Used by cli, jobs, api, cases and monitoring (later:
+versions and four-eyes approval, backtests, shadow and live application).
 """
