@@ -298,6 +298,8 @@ def evidence_of(result: CheckResult) -> dict[str, Any]:
     if isinstance(result, DriftResult):
         return window | {
             "drift_share": result.drift_share,
+            "weighted_drift_share": result.weighted_drift_share,
+            "drift_verdict": result.drift_verdict,
             "score_drift": result.score_drift,
             "drifted_features": result.drifted_features,
             "report_json": result.report_json,

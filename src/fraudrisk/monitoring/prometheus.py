@@ -47,6 +47,10 @@ class MonitoringMetrics:
             return Gauge(name, text, labels, registry=self.registry)
 
         self.drift_share = gauge("fraudrisk_drift_share", "Share of the model's features drifted.")
+        self.weighted_drift_share = gauge(
+            "fraudrisk_weighted_drift_share",
+            "Share of the model's mean |SHAP| held by the drifted features.",
+        )
         self.drift_detected = gauge("fraudrisk_drift_detected", "1 when dataset drift is detected.")
         self.feature_drift = gauge(
             "fraudrisk_feature_drift_score",
@@ -122,6 +126,8 @@ class MonitoringMetrics:
         """Export one drift result (features absent from it keep no stale series)."""
         name = model_name(result.model_uri)
         self.drift_share.labels(name).set(result.drift_share)
+        if result.weighted_drift_share is not None:
+            self.weighted_drift_share.labels(name).set(result.weighted_drift_share)
         self.drift_detected.labels(name).set(int(result.drift_detected))
         self.window_rows.labels(name).set(result.rows)
         drifted = set(result.drifted_features)

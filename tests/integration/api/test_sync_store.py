@@ -48,7 +48,7 @@ from fraudrisk.io import database
 from fraudrisk.io.kafka_broker import free_port
 from fraudrisk.io.local_postgres import bindir, local_postgres
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(360)]
 AUTH = {"X-API-Key": WRITER_KEY}
 AMOUNTS = (30.0, 260.0, 1800.0, 75.0)  # the fallback rules: approve, review, decline, approve
 
@@ -338,7 +338,8 @@ def outage_run(cluster: Cluster, home: Path, db: str, control: bool) -> Reconcil
         finally:
             cluster.start()
         answers |= post_all(client, bodies(301, 50), 25)
-        eventually(lambda: stored_count(db) >= (150 if control else 350), 60, "stored after")
+        # generous: after a restart under a loaded suite the pool reconnects slowly (seen: > 60 s)
+        eventually(lambda: stored_count(db) >= (150 if control else 350), 150, "stored after")
     spool = home / "api-spool"
     assert not list(spool.glob("*.jsonl*"))  # replayed and removed (or never written)
     settings = Settings(home=home, db=DatabaseSettings(url=db))

@@ -36,10 +36,11 @@ M = (("model", "fraud-risk"),)
 
 def test_a_drift_result_is_exported_and_stale_features_are_dropped(tmp_path: Path) -> None:
     metrics = MonitoringMetrics()
-    drifted = drift(True).model_copy(update={"score_drift": 0.31, "quality_issues": {"missing": 4}})
-    metrics.observe_drift(drifted)
+    update = {"score_drift": 0.31, "quality_issues": {"missing": 4}, "weighted_drift_share": 0.62}
+    metrics.observe_drift(drift(True).model_copy(update=update))
     found = exposition(metrics, tmp_path)
     assert found[("fraudrisk_drift_share", M)] == 0.5
+    assert found[("fraudrisk_weighted_drift_share", M)] == 0.62
     assert found[("fraudrisk_drift_detected", M)] == 1
     assert found[("fraudrisk_score_drift_psi", M)] == 0.31
     assert found[("fraudrisk_drift_window_rows", M)] == 10_000

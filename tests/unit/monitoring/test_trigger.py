@@ -57,7 +57,8 @@ def test_a_drifted_result_fires_training_through_the_gates_and_tags_the_version(
 ) -> None:
     launcher, tagger = RecordingLauncher(), RecordingTagger()
     trigger = make_trigger(tmp_path, launcher, tagger=tagger)
-    decision = trigger.decide(drift(True), "/reports/drift.html")
+    weighted = drift(True).model_copy(update={"weighted_drift_share": 0.62})
+    decision = trigger.decide(weighted, "/reports/drift.html")
     assert decision.outcome == FIRED and decision.cause == Cause("fraud-risk", "drift")
     assert (decision.run_id, decision.run_state, decision.registered_version) == (
         "run-1",
@@ -66,6 +67,8 @@ def test_a_drifted_result_fires_training_through_the_gates_and_tags_the_version(
     )
     assert decision.report == "/reports/drift.html" and decision.decided_at == T0
     assert decision.evidence["drifted_features"] == ["amount_mean_1d", "terminal_risk_7d"]
+    assert decision.evidence["weighted_drift_share"] == 0.62
+    assert decision.evidence["drift_verdict"] == weighted.drift_verdict
     (config,) = launcher.configs
     assert config.bootstrap is False  # never straight to champion
     assert tagger.tags["1"][CAUSE_TAG] == "drift"
