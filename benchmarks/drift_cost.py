@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 from rich.console import Console
 from rich.table import Table
 
 from fraudrisk.config import MlflowSettings, Settings
+from model_world import register_small_model, write_feature_table
 
 DAY_TARGET_S = 10.0
 DAYS, CUSTOMERS = 140, 5_000
@@ -55,53 +55,16 @@ EPOCH = dt.date(2018, 4, 1)
 
 def build_world(home: Path, console: Console) -> tuple[Settings, str]:
     """Simulate, build the feature table, train and register a model with its reference."""
-    from xgboost import XGBClassifier
-
     from fraudrisk.data.fast import FastConfig
     from fraudrisk.data.simulate import fast_days
-    from fraudrisk.features.definitions import FEATURE_NAMES, KEY_COLUMNS
-    from fraudrisk.features.table import FeatureTable, features_of
-    from fraudrisk.registry.versions import register_model
-    from fraudrisk.training.calibrate import calibrate
-    from fraudrisk.training.gate import GateResult
-    from fraudrisk.training.thresholds import choose_thresholds
 
     console.print(f"building the world: {CUSTOMERS:,} customers x {DAYS} days (not timed) …")
     config = FastConfig(n_customers=CUSTOMERS, n_terminals=2 * CUSTOMERS, nb_days=DAYS)
     rows = pa.concat_tables([table for _, table in fast_days(config)])
-    columns, seconds, _ = features_of(rows)
-    frame = pd.DataFrame(columns).assign(
-        day=(seconds - seconds.min()) // 86_400, tx_fraud=rows["tx_fraud"].to_numpy()
-    )
-    table = FeatureTable.open(str(home / "features"))
-    for index, part in frame.groupby("day"):
-        table.write_day(
-            EPOCH + dt.timedelta(days=int(index)),
-            pa.Table.from_pandas(part[[*KEY_COLUMNS, *FEATURE_NAMES]], preserve_index=False),
-        )
-    train = frame[frame["day"].between(*TRAIN_DAYS)]
-    names = list(FEATURE_NAMES)
-    cut = int(len(train) * 0.8)
-    model = XGBClassifier(n_estimators=100, max_depth=4, n_jobs=2, random_state=0)
-    model.fit(train[names].iloc[:cut].to_numpy(np.float32), train["tx_fraud"].iloc[:cut])
-    hold = train.iloc[cut:]
-    calibrated = calibrate(model, hold[names].astype(np.float32), hold["tx_fraud"], "isotonic")
+    frame = write_feature_table(rows, home / "features", EPOCH)
     settings = Settings(home=home, mlflow=MlflowSettings())
-    version = register_model(
-        settings,
-        calibrated,
-        metrics={"average_precision": 0.0},
-        params={},
-        artifacts={},
-        feature_names=names,
-        input_example=hold[names].head(3).astype(np.float32),
-        training_data_ref="benchmark",
-        thresholds=choose_thresholds(
-            hold["tx_fraud"], calibrated.predict_fraud_probability(hold[names].astype(np.float32))
-        ),
-        gate_result=GateResult(passed=True),
-        reference_rows=train,
-    )
+    train = frame[frame["day"].between(*TRAIN_DAYS)]
+    version = register_small_model(settings, train, reference=True)
     return settings, version.model_uri
 
 

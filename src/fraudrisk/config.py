@@ -438,6 +438,32 @@ class ApiSettings(BaseModel):
     )
 
 
+class PolicySettings(BaseModel):
+    """The decision policy the scorers apply live: the active stored version, and a shadow.
+
+    Without an active stored version the model's thresholds decide (no rules), as before
+    policies existed; decisions then record no policy version.
+    """
+
+    live: bool = Field(
+        True,
+        description="Apply the active policy version in the stream scorer, the Transaction "
+        "API and the KServe scorer (off: the model's thresholds, no rules).",
+    )
+    database_url: str = Field(
+        "", description="Database of the policy versions; empty = the platform database."
+    )
+    reload_seconds: float = Field(
+        5.0, gt=0, description="How often the active version is checked for a change."
+    )
+    shadow_version: int | None = Field(
+        None,
+        ge=1,
+        description="A stored version run in shadow beside the active one: its decisions are "
+        "counted and stored (policy_shadow_decisions), never returned or acted on.",
+    )
+
+
 class Settings(BaseSettings):
     """All settings of the platform. Read with :func:`get_settings`."""
 
@@ -458,6 +484,7 @@ class Settings(BaseSettings):
     monitoring: MonitoringSettings = MonitoringSettings()
     identity: IdentitySettings = IdentitySettings()
     cases: CasesSettings = CasesSettings()
+    policy: PolicySettings = PolicySettings()
 
     @property
     def lake_uri(self) -> str:

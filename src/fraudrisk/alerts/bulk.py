@@ -141,6 +141,10 @@ def _rows(batch: ScoreColumns, stamps: Sequence[Any], scored_at: Any, rows: list
             b.variant[i],
             b.fallback[i],
             scored_at,
+            b.policy_version[i],
+            b.route[i],
+            b.priority_factor[i],
+            b.policy_rules[i],
         )
         for i in rows
     ]
@@ -151,7 +155,7 @@ def _alert_rows(batch: ScoreColumns, rows: list[int]) -> list[int]:
 
 
 def _alerts(batch: ScoreColumns, stamps: Sequence[Any], created_at: Any, rows: list[int]) -> Any:
-    """``alerts`` rows (table column order): priority = expected loss = risk × amount."""
+    """``alerts`` rows (table column order): priority = risk × amount × the policy's factor."""
     b = batch
     return [
         (
@@ -161,7 +165,7 @@ def _alerts(batch: ScoreColumns, stamps: Sequence[Any], created_at: Any, rows: l
             b.tx_amount[i],
             b.risk_score[i],
             b.decision[i],
-            round(b.risk_score[i] * b.tx_amount[i], 4),
+            round(b.risk_score[i] * b.tx_amount[i] * b.priority_factor[i], 4),
             b.reason_codes[i],
             b.model_version[i],
             "open",

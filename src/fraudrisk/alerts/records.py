@@ -1,6 +1,9 @@
 """What the score and alert store writes: a scored transaction, as a record or a batch of columns.
 
-A transaction is an alert when its decision sends it to review or declines it. A batch is
+A transaction is an alert when its decision sends it to review or declines it. The last four
+fields say what the decision policy did: the stored version that decided (None: the model's
+thresholds or the fallback rules), the queue a route rule picked, the priority factor of its
+raise_priority rules and the rules that fired (JSON). A batch is
 written in bulk as columns (:class:`ScoreColumns`, no object per row); a write reports the rows
 that were new and, for a replay, the records stored the first time (first write wins).
 """
@@ -30,6 +33,10 @@ class ScoreRecord:
     model_version: str
     variant: str
     fallback: bool
+    policy_version: int | None = None
+    route: str | None = None
+    priority_factor: float = 1.0
+    policy_rules: str = "[]"
 
     @property
     def is_alert(self) -> bool:
@@ -50,6 +57,13 @@ class WriteResult:
 
 #: The fields of a record, in :class:`ScoreRecord` order.
 RECORD_FIELDS: tuple[str, ...] = tuple(ScoreRecord.__dataclass_fields__)
+#: The policy fields (the last ones), and their value when no policy decided.
+POLICY_DEFAULTS: dict[str, Any] = {
+    "policy_version": None,
+    "route": None,
+    "priority_factor": 1.0,
+    "policy_rules": "[]",
+}
 
 
 @dataclass(frozen=True)
@@ -57,6 +71,7 @@ class ScoreColumns:
     """A batch of scored transactions as columns (one list per :class:`ScoreRecord` field).
 
     The bulk form of a batch: no object per row. ``tx_datetime`` holds naive UTC datetimes.
+    The policy columns may be left out (filled with :data:`POLICY_DEFAULTS`).
     """
 
     transaction_id: list[int]
@@ -70,6 +85,17 @@ class ScoreColumns:
     model_version: list[str]
     variant: list[str]
     fallback: list[bool]
+    policy_version: list[int | None] = field(default_factory=list)
+    route: list[str | None] = field(default_factory=list)
+    priority_factor: list[float] = field(default_factory=list)
+    policy_rules: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        """Policy columns left out (empty) are filled with their no-policy value."""
+        n = len(self.transaction_id)
+        for name, default in POLICY_DEFAULTS.items():
+            if n and not getattr(self, name):
+                object.__setattr__(self, name, [default] * n)
 
     def __len__(self) -> int:
         return len(self.transaction_id)

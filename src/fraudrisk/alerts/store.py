@@ -10,6 +10,12 @@ transaction schema carries only keyed tokens).
 A batch is written in bulk, as columns (:class:`~fraudrisk.alerts.records.ScoreColumns`), in
 the form of its SQL dialect (:mod:`fraudrisk.alerts.bulk`): both skip the ids already stored and
 report exactly which ones were new.
+
+The tables are made with ``create_all`` (not the Alembic migrations of the application
+database). Columns added later (the decision policy's: ``policy_version``, ``route``,
+``priority_factor``, ``policy_rules``) are nullable or defaulted, and a store opened on an
+older database adds the missing ones (:func:`add_missing_columns`, idempotent). An alert's
+priority is its expected loss (risk × amount) times the policy's priority factor.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from fraudrisk.alerts.bulk import StoreTables, postgres_write, sqlite_write
 from fraudrisk.alerts.records import (
@@ -61,7 +68,14 @@ SCORES = sa.Table(
     sa.Column("variant", sa.String(32), nullable=False),
     sa.Column("fallback", sa.Boolean, nullable=False),
     sa.Column("scored_at", sa.DateTime, nullable=False),
+    # Added with the live decision policy (old stores get them from add_missing_columns).
+    sa.Column("policy_version", sa.Integer, nullable=True),
+    sa.Column("route", sa.String(64), nullable=True),
+    sa.Column("priority_factor", sa.Float, nullable=True, server_default=sa.text("1.0")),
+    sa.Column("policy_rules", sa.Text, nullable=True, server_default=sa.text("'[]'")),
 )
+#: Columns of ``scores`` that stores created before them lack (added at open).
+ADDED_COLUMNS = ("policy_version", "route", "priority_factor", "policy_rules")
 ALERTS = sa.Table(
     "alerts",
     METADATA,
@@ -98,6 +112,7 @@ class AlertStore:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", sqlite_pragmas)
         METADATA.create_all(self.engine)
+        add_missing_columns(self.engine, SCORES, ADDED_COLUMNS)
 
     def write(self, records: Sequence[ScoreRecord]) -> WriteResult:
         """Upsert a batch of scores and its alerts in one transaction (idempotent).
@@ -139,7 +154,7 @@ class AlertStore:
             SCORES.c.transaction_id.in_(ids)
         )
         with self.engine.connect() as connection:
-            return {int(row[0]): ScoreRecord(*row) for row in connection.execute(query)}
+            return {int(row[0]): _record(row) for row in connection.execute(query)}
 
     def count(self, table: str = "scores") -> int:
         """Rows in ``scores`` or ``alerts``."""
@@ -170,3 +185,39 @@ class AlertStore:
     def close(self) -> None:
         """Release the connection pool."""
         self.engine.dispose()
+
+
+def _record(row: Any) -> ScoreRecord:
+    """A stored row as a record (rows stored before the policy columns read their defaults)."""
+    values = dict(zip(RECORD_FIELDS, row, strict=True))
+    values["priority_factor"] = (
+        1.0 if values["priority_factor"] is None else values["priority_factor"]
+    )
+    values["policy_rules"] = values["policy_rules"] or "[]"
+    return ScoreRecord(**values)
+
+
+def add_missing_columns(engine: Engine, table: sa.Table, names: Sequence[str]) -> list[str]:
+    """Add the columns of ``table`` named ``names`` that the database's table lacks.
+
+    Idempotent, and safe when two processes open the store at once (a column another one
+    just added is not an error). Returns the columns added.
+    """
+    present = {c["name"] for c in sa.inspect(engine).get_columns(table.name)}
+    added = []
+    for name in names:
+        if name in present:
+            continue
+        column = table.c[name]
+        kind = column.type.compile(dialect=engine.dialect)
+        default = f" DEFAULT {column.server_default.arg.text}" if column.server_default else ""  # type: ignore[attr-defined]
+        try:
+            with engine.begin() as connection:
+                connection.exec_driver_sql(
+                    f"ALTER TABLE {table.name} ADD COLUMN {name} {kind}{default}"
+                )
+        except DBAPIError:  # added meanwhile by another process
+            if name not in {c["name"] for c in sa.inspect(engine).get_columns(table.name)}:
+                raise
+        added.append(name)
+    return added

@@ -172,6 +172,11 @@ class ScoreResult(BaseModel):
     model_version: str = Field(description="Registry version; empty under the fallback rules.")
     variant: str = Field(description="Which variant answered: champion, canary, a, b.")
     fallback: bool = Field(description="Decided by the fallback rules (no model score).")
+    policy_version: int | None = Field(
+        None,
+        description="The decision policy version that decided; null when none did (the "
+        "model's thresholds, or the fallback rules).",
+    )
 
 
 class BatchScoreResult(BaseModel):

@@ -30,7 +30,7 @@ from typing import IO, Any
 
 import orjson
 
-from fraudrisk.alerts.records import RECORD_FIELDS, ScoreColumns
+from fraudrisk.alerts.records import POLICY_DEFAULTS, RECORD_FIELDS, ScoreColumns
 
 log = logging.getLogger(__name__)
 SEALED = ".jsonl"
@@ -75,7 +75,7 @@ def decode(lines: list[bytes]) -> tuple[ScoreColumns, list[bytes]]:
     for line in lines:
         try:
             record = orjson.loads(line)
-            values = [record[name] for name in RECORD_FIELDS]
+            values = [_field(record, name) for name in RECORD_FIELDS]
             values[RECORD_FIELDS.index("tx_datetime")] = dt.datetime.fromisoformat(
                 record["tx_datetime"]
             )
@@ -85,6 +85,17 @@ def decode(lines: list[bytes]) -> tuple[ScoreColumns, list[bytes]]:
         for name, value in zip(RECORD_FIELDS, values, strict=True):
             columns[name].append(value)
     return ScoreColumns(**columns), bad
+
+
+def _field(record: dict[str, Any], name: str) -> Any:
+    """A field of a spooled record (one spooled before the policy fields reads their defaults).
+
+    Raises:
+        KeyError: If another field is missing (not a record).
+    """
+    if name in POLICY_DEFAULTS:
+        return record.get(name, POLICY_DEFAULTS[name])
+    return record[name]
 
 
 class ScoreSpool:

@@ -3,7 +3,9 @@
 At start the champion of the serving settings is loaded; if it cannot be, the fallback rules
 decide (every answer flagged ``fallback``) while the model is retried in the background. If the
 Feast online state cannot be opened either, the rules run on the amount alone until it can
-(:class:`RetryingFeastState`). Scoring runs on one worker thread: the event loop stays free
+(:class:`RetryingFeastState`). The active decision policy version decides, reloaded live
+(:mod:`fraudrisk.policy.live`); every answer carries its ``policy_version``. Scoring runs on
+one worker thread: the event loop stays free
 for other requests and WebSocket pushes, and the state store is never used concurrently.
 """
 
@@ -24,7 +26,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from fraudrisk.config import Settings
-from fraudrisk.schemas import Transaction
+from fraudrisk.policy.live import live_policy
+from fraudrisk.schemas import OPTIONAL_COLUMNS, Transaction
 from fraudrisk.scoring.scorer import RowScores
 from fraudrisk.scoring.state_reader import EntityStates, FeastStateReader, StateReader
 from fraudrisk.scoring.vectors import TransactionBatch
@@ -82,7 +85,10 @@ def default_variants(settings: Settings, registry: CollectorRegistry) -> ServedV
     state = RetryingFeastState(settings, settings.api.model_retry_s)
     spec = ServiceSpec.from_settings(settings)
     metrics = scorer_metrics(registry)
-    return ServedVariants(spec, settings, states=lambda _settings: state, metrics=metrics)
+    policy = live_policy(settings, registry)
+    return ServedVariants(
+        spec, settings, states=lambda _settings: state, metrics=metrics, policy=policy
+    )
 
 
 @dataclass(frozen=True)
@@ -122,7 +128,7 @@ class ScoringService:
             warm_up = getattr(scorer.states, "warm_up", None)
             if callable(warm_up):
                 warm_up()
-            scorer.score(probe)  # a failure falls back to the rules: nothing to catch
+            scorer.score(probe, observe=False)  # a failure falls back to the rules
 
     def close(self) -> None:
         """Stop the scoring thread."""
@@ -150,12 +156,14 @@ class ScoringService:
         if not self.variants.scorers:
             raise RuntimeError("no scorer loaded")
         batch = transaction_batch(transactions)
+        fields = {name: [getattr(t, name) for t in transactions] for name in OPTIONAL_COLUMNS}
         loop = asyncio.get_running_loop()
-        scores = await loop.run_in_executor(self._pool, self.variants.score, batch)
+        scores = await loop.run_in_executor(self._pool, self.variants.score, batch, fields)
         return Scored(batch, scores, _rows(transactions, scores))
 
 
 def _rows(transactions: Sequence[Transaction], scores: RowScores) -> list[dict[str, Any]]:
+    policy = scores.policy_version or [None] * len(scores)
     return [
         {
             "transaction_id": t.transaction_id,
@@ -170,6 +178,7 @@ def _rows(transactions: Sequence[Transaction], scores: RowScores) -> list[dict[s
             "model_version": scores.model_version[i],
             "variant": scores.variant[i],
             "fallback": bool(scores.fallback[i]),
+            "policy_version": policy[i],
         }
         for i, t in enumerate(transactions)
     ]
@@ -185,6 +194,7 @@ RESULT_FIELDS = (
     "model_version",
     "variant",
     "fallback",
+    "policy_version",
 )
 
 

@@ -3,7 +3,8 @@
 Every route but ``/healthz``, ``/v1/auth/login`` and the corporate login (``/v1/auth/oidc/…``,
 when ``identity.oidc`` is on) needs a bearer token (a login session or a personal API token);
 each checks the caller's permission and, for a case or a queue, that it is one of theirs.
-OpenAPI at ``/openapi.json``, docs at ``/docs``.
+The policy versions and their four-eyes steps are under ``/v1/policies``
+(:mod:`fraudrisk.cases.policy_api`). OpenAPI at ``/openapi.json``, docs at ``/docs``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.engine import Engine
 
-from fraudrisk.cases import events, queries, queues
+from fraudrisk.cases import events, policy_api, queries, queues
 from fraudrisk.cases.http import (
     bearer_token,
     client_address,
@@ -39,6 +40,8 @@ from fraudrisk.identity.principal import Principal
 from fraudrisk.identity.roles import Permission
 from fraudrisk.identity.service import Identity
 from fraudrisk.io.database import utcnow
+from fraudrisk.policy.linting import policy_versions
+from fraudrisk.policy.versions import PolicyVersions
 
 #: The largest id of an ``Integer`` column, and the range of a ``BigInteger`` one: a number
 #: outside is no id (422), never sent to the database (whose refusal would be a 500).
@@ -49,7 +52,7 @@ CaseId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 @dataclass
 class CaseServices:
-    """What the routes use: the database, identity, case work, the clock."""
+    """What the routes use: the database, identity, case work, the clock, policy versions."""
 
     engine: Engine
     identity: Identity
@@ -57,6 +60,8 @@ class CaseServices:
     clock: Callable[[], dt.datetime] = utcnow
     baselines: Baselines | None = None
     oidc: oidc.OidcLogin | None = None  # None: from the identity settings (off by default)
+    #: None: the versions of ``engine``'s database, queue names of ``route`` rules unchecked.
+    policies: PolicyVersions | None = None
 
 
 class LoginIn(BaseModel):
@@ -136,6 +141,7 @@ def create_app(services: CaseServices) -> FastAPI:
     _oidc_routes(app, services)
     _case_routes(app, services)
     _admin_routes(app, services)
+    _policy_routes(app, services)
     return app
 
 
@@ -336,3 +342,9 @@ def _admin_routes(app: FastAPI, services: CaseServices) -> None:
     @app.delete("/v1/queues/{queue}/members/{username}", tags=["admin"], status_code=204)
     def remove_member(queue: str, username: str, caller: Caller) -> None:
         queues.set_membership(services.engine, caller, queue, username, False)
+
+
+def _policy_routes(app: FastAPI, services: CaseServices) -> None:
+    """``/v1/policies``: versions and four eyes (:mod:`fraudrisk.cases.policy_api`)."""
+    versions = services.policies or policy_versions(services.engine, clock=services.clock)
+    policy_api.install(app, versions)

@@ -8,7 +8,10 @@ join window joins it; the others open a case, routed to a queue. The alerts are 
 everything or nothing of a batch, and a replay adds nothing. On PostgreSQL, concurrent
 ingesters skip each other's rows (``FOR UPDATE SKIP LOCKED``).
 
-Priority is the case's expected loss: the sum over its alerts of calibrated risk × amount.
+Priority is the case's expected loss: the sum over its alerts of calibrated risk × amount, each
+times the decision policy's priority factor (1 without a raise_priority rule). A case opened by
+an alert that a policy ``route`` rule sent to a known queue goes to that queue (routing rule
+``policy-route``); otherwise the routing file decides.
 """
 
 from __future__ import annotations
@@ -63,7 +66,9 @@ def sync_queues(engine: Engine, rules: RoutingRules) -> dict[str, int]:
 
 def _pending(connection: Connection, limit: int) -> list[Any]:
     query = (
-        sa.select(ALERTS, SCORES.c.terminal_id, SCORES.c.variant)
+        sa.select(
+            ALERTS, SCORES.c.terminal_id, SCORES.c.variant, SCORES.c.route, SCORES.c.priority_factor
+        )
         .join(SCORES, SCORES.c.transaction_id == ALERTS.c.transaction_id)
         .where(ALERTS.c.status == "open")
         .order_by(ALERTS.c.tx_datetime, ALERTS.c.transaction_id)
@@ -199,6 +204,8 @@ class CaseIngester:
             alert.variant,
         )
         queue_name, rule = route(self.rules, facts)
+        if alert.route is not None and alert.route in self.queues:  # a policy route rule
+            queue_name, rule = alert.route, "policy-route"
         queue_id = self.queues[queue_name]
         row = {
             "customer_id": alert.customer_id,
@@ -267,7 +274,7 @@ class _Draft:
 
     def add(self, alert: Any) -> None:
         row = self.row
-        row["priority"] += alert.risk_score * alert.tx_amount
+        row["priority"] += alert.risk_score * alert.tx_amount * (alert.priority_factor or 1.0)
         row["amount_total"] += alert.tx_amount
         row["max_risk"] = max(row["max_risk"], alert.risk_score)
         row["alert_count"] += 1

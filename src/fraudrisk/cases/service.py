@@ -1,4 +1,7 @@
-"""The case service assembled from the settings: database, identity, routing, ingestion."""
+"""The case service assembled from the settings: database, identity, routing, ingestion.
+
+Also the policy versions the case API serves, linted against the routing file's queues.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +25,8 @@ from fraudrisk.features.table import FeatureTable
 from fraudrisk.identity.service import identity_for
 from fraudrisk.io.database import open_database, utcnow
 from fraudrisk.io.lake import Lake
+from fraudrisk.policy.linting import policy_environment, policy_versions
+from fraudrisk.policy.types import Environment
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,19 @@ def case_services(settings: Settings, engine: Engine | None = None) -> CaseServi
         identity_for(settings, engine),
         CaseWork(engine, outbox=outbox),
         baselines=baselines,
+        policies=policy_versions(engine, routed_policy_environment(settings)),
     )
+
+
+def routed_policy_environment(settings: Settings) -> Environment:
+    """The names policies may read, and the queues of the routing file as ``route`` targets.
+
+    Raises:
+        RoutingError: If the routing file is wrong.
+        OSError: If it cannot be read.
+    """
+    routing = load_rules(settings.cases.routing_file or None)
+    return policy_environment(queue.name for queue in routing.queues)
 
 
 def case_ingester(settings: Settings, engine: Engine) -> CaseIngester:

@@ -1,7 +1,13 @@
-"""``fraudrisk policy``: check decision policies (lint) and show them.
+"""``fraudrisk policy``: check decision policies (lint), show them, and their stored versions.
 
 Queue names of ``route`` rules are checked against the case routing file
-(``FRAUDRISK_CASES__ROUTING_FILE``, default the bundled ``cases/routing.yaml``).
+(``FRAUDRISK_CASES__ROUTING_FILE``, default the bundled ``cases/routing.yaml``). The stored
+versions and their four-eyes steps (``draft | submit | approve | reject | activate | rollback |
+list | diff``) are in :mod:`fraudrisk.cli.policy_versions`; ``show`` shows a file or, given a
+number, a stored version. ``backtest`` (:mod:`fraudrisk.cli.policy_backtest`) replays a labelled
+window of the lake through a candidate and the active policy; ``shadow-report``
+(:mod:`fraudrisk.cli.policy_shadow`) compares the shadow policy's stored decisions with the
+active one's.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from fraudrisk.config import get_settings
-from fraudrisk.console import console, err_console, examples
+from fraudrisk.cli import policy_backtest, policy_shadow, policy_versions
+from fraudrisk.cli.policy_versions import AsJson, TokenFile, routed_environment
+from fraudrisk.console import console, examples
 
 if TYPE_CHECKING:
     from fraudrisk.policy.document import CheckedPolicy, CheckedRule
@@ -24,7 +31,9 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="policy",
-    help="Decision policies: thresholds, rules and the alert budget (lint, show, names).",
+    help="Decision policies: thresholds, rules and the alert budget (lint, show, names), and "
+    "their stored versions, approved by four eyes (draft, submit, approve, activate, rollback), "
+    "backtested on labelled history (backtest) and compared in shadow (shadow-report).",
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
@@ -38,15 +47,7 @@ Files = Annotated[
 
 def _environment() -> Environment:
     """Every transaction field and feature; the queues of the routing file when it loads."""
-    from fraudrisk.cases.routing import RoutingError, load_rules  # deferred: pydantic models
-    from fraudrisk.policy.types import Environment
-
-    try:
-        routing = load_rules(get_settings().cases.routing_file or None)
-    except (RoutingError, OSError) as error:
-        err_console.print(f"[yellow]warning:[/] queue names not checked: {error}")
-        return Environment.standard()
-    return Environment.standard(queues=[q.name for q in routing.queues])
+    return routed_environment()
 
 
 def _check(
@@ -161,22 +162,69 @@ def _rules_table(policy: CheckedPolicy, full: bool = True) -> Table:
 
 @app.command(
     "show",
-    epilog=examples("fraudrisk policy show policies/default.yaml", "fraudrisk policy show"),
+    epilog=examples(
+        "fraudrisk policy show policies/default.yaml",
+        "fraudrisk policy show",
+        "fraudrisk policy show 3 --token-file ~/.fraudrisk/token   # stored version 3",
+        "fraudrisk policy show --version 3 --json",
+    ),
 )
 def show(
-    file: Annotated[
-        Path | None,
+    target: Annotated[
+        str | None,
         typer.Argument(
-            help="Policy YAML (default: the bundled policies/default.yaml).", dir_okay=False
+            metavar="FILE|N",
+            help="A policy YAML file, or the number of a stored version (digits that name no "
+            "file; default: the bundled policies/default.yaml).",
         ),
     ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", min=1, help="A stored version (as `show N`).")
+    ] = None,
+    as_json: AsJson = False,
+    token_file: TokenFile = None,
 ) -> None:
-    """Show a policy: thresholds, alert budget, costs and its rules in order."""
-    source, policy, problems = _check(file, _environment())
+    """Show a policy: thresholds, alert budget, costs and its rules in order.
+
+    A stored version also shows who wrote, approved and activated it (needs policy:read:
+    your token in --token-file or $FRAUDRISK_TOKEN).
+    """
+    if version is None and target is not None and policy_versions.is_number(target):
+        version = int(target)
+    if version is not None:
+        _show_version(version, as_json, token_file)
+        return
+    source, policy, problems = _check(Path(target) if target else None, _environment())
     if policy is None:
         for problem in problems:
             typer.echo(str(problem), err=True)
         raise typer.Exit(1)
+    if as_json:
+        typer.echo(json.dumps({"file": source, "policy": _summary(policy)}, indent=2))
+        return
+    _show_policy(policy, source)
+
+
+def _show_version(number: int, as_json: bool, token_file: Path | None) -> None:
+    """A stored version: its life (who, when), then the policy it holds."""
+    from fraudrisk.policy.errors import PolicyError  # deferred: yaml, pydantic
+    from fraudrisk.policy.loader import load_policy_text
+
+    stored = policy_versions.stored_version(number, token_file)
+    if as_json:
+        typer.echo(json.dumps(policy_versions.version_dict(stored), indent=2))
+        return
+    console.print(policy_versions.version_table(stored))
+    try:
+        policy = load_policy_text(stored.text, f"v{number}", _environment())
+    except PolicyError as error:  # it linted when drafted: the routing file changed since
+        for problem in error.problems:
+            typer.echo(str(problem), err=True)
+        raise typer.Exit(1) from None
+    _show_policy(policy, f"version {number}")
+
+
+def _show_policy(policy: CheckedPolicy, source: str) -> None:
     document = policy.document
     head = Table(title=f"policy {document.name!r} ({source})", show_header=False)
     head.add_column("", style="bold")
@@ -236,3 +284,8 @@ def names(
         args = ", ".join(str(p) for p in function.params) + (", ..." if function.variadic else "")
         functions.add_row(f"{function.name}({args})", function.arity, function.description)
     console.print(functions)
+
+
+policy_versions.register(app)
+policy_backtest.register(app)
+policy_shadow.register(app)

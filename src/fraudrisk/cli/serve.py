@@ -68,6 +68,7 @@ def serve(
     workers). With --workers N, N processes share the port, each loading (and following the
     manifest) on its own, as N replicas would.
     """
+    from fraudrisk.policy.live import live_policy  # heavy: the policy engine, sqlalchemy
     from fraudrisk.serving.kserve_model import FraudRiskModel, ServiceSpec  # heavy: kserve
     from fraudrisk.serving.server import run
     from fraudrisk.serving.workers import LOG_FORMAT
@@ -82,7 +83,7 @@ def serve(
     settings = get_settings()
     count = workers or settings.serving.workers
     port = http_port or settings.serving.http_port
-    model = FraudRiskModel(spec, settings)
+    model = FraudRiskModel(spec, settings, policy_factory=live_policy)
     where = f"serving {spec.name} on http://{host}:{port}"
     if count > 1:
         err_console.print(f"{where} — {count} workers, each loading {spec.stable_uri}")

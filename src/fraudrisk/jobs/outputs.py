@@ -2,7 +2,9 @@
 
 A score message is the JSON of the score *as the alert store holds it*: the batch's own score,
 except for a transaction an earlier (crashed) attempt already stored, whose first score is
-published instead — so the topics, the store and every replay agree. An alert is the same
+published instead — so the topics, the store and every replay agree. Each carries the policy
+version that decided (null under the model's thresholds or the fallback rules), the alert's
+route and priority factor, and the policy rules that fired. An alert is the same
 message on the alerts topic. A dead letter is the refused payload (card numbers redacted by the
 decoder) with its reason and source position in headers.
 """
@@ -15,6 +17,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Message, TopicPartition
 
+from fraudrisk.alerts.records import RECORD_FIELDS
 from fraudrisk.alerts.store import ScoreColumns, ScoreRecord
 from fraudrisk.jobs.decode import Reject
 from fraudrisk.vocab import ALERT_DECISIONS
@@ -47,75 +50,35 @@ class Outgoing:
 
 def score_messages(columns: ScoreColumns, earlier: dict[int, ScoreRecord]) -> list[ScoreMessage]:
     """The score message of every row, as the store holds it (``earlier``: a replay's rows)."""
-    c = columns
+    names = RECORD_FIELDS
     out: list[ScoreMessage] = []
-    rows = zip(
-        c.transaction_id,
-        c.customer_id,
-        c.terminal_id,
-        c.tx_datetime,
-        c.tx_amount,
-        c.risk_score,
-        c.decision,
-        c.reason_codes,
-        c.model_version,
-        c.variant,
-        c.fallback,
-        strict=True,
-    )
-    for (
-        tx_id,
-        customer,
-        terminal,
-        stamp,
-        amount,
-        risk,
-        decision,
-        reasons,
-        version,
-        variant,
-        fallback,
-    ) in rows:
-        stored = earlier.get(tx_id)
+    for row in zip(*(getattr(columns, name) for name in names), strict=True):
+        stored = earlier.get(row[0])
         if stored is not None:  # stored by an earlier attempt: publish that score, not this one
             out.append((str(stored.customer_id).encode(), record_message(stored), stored.is_alert))
             continue
-        value = orjson.dumps(
-            {
-                "transaction_id": tx_id,
-                "customer_id": customer,
-                "terminal_id": terminal,
-                "tx_datetime": stamp.isoformat(),
-                "tx_amount": amount,
-                "risk_score": risk,
-                "decision": decision,
-                "reason_codes": orjson.Fragment(reasons),
-                "model_version": version,
-                "variant": variant,
-                "fallback": fallback,
-            }
+        value = dict(zip(names, row, strict=True))
+        out.append(
+            (
+                str(value["customer_id"]).encode(),
+                _message(value),
+                value["decision"] in ALERT_DECISIONS,
+            )
         )
-        out.append((str(customer).encode(), value, decision in ALERT_DECISIONS))
     return out
+
+
+def _message(value: dict[str, Any]) -> bytes:
+    """The JSON of one record's fields (reason codes and rules embedded as JSON)."""
+    value["tx_datetime"] = value["tx_datetime"].isoformat()
+    value["reason_codes"] = orjson.Fragment(value["reason_codes"])
+    value["policy_rules"] = orjson.Fragment(value["policy_rules"])
+    return orjson.dumps(value)
 
 
 def record_message(record: ScoreRecord) -> bytes:
     """The score message of one stored record."""
-    return orjson.dumps(
-        {
-            "transaction_id": record.transaction_id,
-            "customer_id": record.customer_id,
-            "terminal_id": record.terminal_id,
-            "tx_datetime": record.tx_datetime.isoformat(),
-            "tx_amount": record.tx_amount,
-            "risk_score": record.risk_score,
-            "decision": record.decision,
-            "reason_codes": orjson.Fragment(record.reason_codes),
-            "model_version": record.model_version,
-            "variant": record.variant,
-            "fallback": record.fallback,
-        }
-    )
+    return _message({name: getattr(record, name) for name in RECORD_FIELDS})
 
 
 def dead_letters(messages: list[Message], rejects: list[Reject]) -> list[DeadLetter]:

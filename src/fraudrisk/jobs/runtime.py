@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -21,6 +21,8 @@ from fraudrisk.alerts.store import AlertStore, ScoreColumns, ScoreRecord
 from fraudrisk.config import Settings
 from fraudrisk.jobs.decode import Decoded
 from fraudrisk.jobs.state_cache import StateCache
+from fraudrisk.policy.live import live_policy
+from fraudrisk.schemas import OPTIONAL_COLUMNS
 from fraudrisk.scoring.scorer import RowScores
 from fraudrisk.scoring.state_reader import FeastStateReader, StateReader
 from fraudrisk.scoring.store_columns import store_columns
@@ -40,6 +42,10 @@ RECORDS_SCHEMA = pa.schema(
         ("model_version", pa.string()),
         ("variant", pa.string()),
         ("fallback", pa.bool_()),
+        ("policy_version", pa.int64()),
+        ("route", pa.string()),
+        ("priority_factor", pa.float64()),
+        ("policy_rules", pa.string()),
     ]
 )
 
@@ -59,6 +65,15 @@ def score_columns(rows: pa.Table, batch: TransactionBatch, scores: RowScores) ->
     return store_columns(batch, scores, rows["tx_datetime"].to_pylist())
 
 
+def policy_fields(rows: pa.Table) -> dict[str, Any]:
+    """The optional transaction fields of validated rows, for the policy's rules."""
+    return {
+        name: rows[name].to_numpy(zero_copy_only=False)
+        for name in OPTIONAL_COLUMNS
+        if name in rows.column_names
+    }
+
+
 def score_records(rows: pa.Table, batch: TransactionBatch, scores: RowScores) -> list[ScoreRecord]:
     """The store records of a scored batch (:func:`score_columns`, one record per row)."""
     return score_columns(rows, batch, scores).records()
@@ -73,7 +88,7 @@ def score_rows(variants: ServedVariants, cache: StateCache, rows: pa.Table) -> l
     if rows.num_rows == 0:
         return []
     batch = Decoded(rows, list(range(rows.num_rows)), []).batch()
-    scores = variants.score(batch)
+    scores = variants.score(batch, policy_fields(rows))
     cache.apply(batch)
     return score_records(rows, batch, scores)
 
@@ -119,7 +134,10 @@ def build_runtime(
     settings = settings.model_copy(update={"serving": serving})
     cache = StateCache(_online_store(settings) if online_state else None)
     variants = ServedVariants(
-        ServiceSpec.from_settings(settings), settings, states=lambda _settings: cache
+        ServiceSpec.from_settings(settings),
+        settings,
+        states=lambda _settings: cache,
+        policy=live_policy(settings),
     )
     if not variants.load():
         if require_model:

@@ -2,7 +2,8 @@
 
 One consumer-group member per process. Each batch of messages is decoded (rejects go to the
 dead-letter topic with their reason), scored with the served variants (champion, and a canary
-or shadow per the serving settings), written to the alert store with an idempotent upsert, and
+or shadow per the serving settings), decided by the active policy version (reloaded live:
+:mod:`fraudrisk.policy.live`), written to the alert store with an idempotent upsert, and
 only then are the scores, alerts, dead letters **and the consumer offsets** committed together
 in one Kafka transaction (:mod:`fraudrisk.jobs.committer`, on its own thread while the
 next batch is scored). A crash anywhere replays the uncommitted batches: the store ignores what
@@ -37,8 +38,9 @@ from fraudrisk.jobs.decode import Decoded, decode
 from fraudrisk.jobs.outputs import Outgoing, dead_letters, next_offsets, score_messages
 from fraudrisk.jobs.polling import caught_up, poll_batch, rewind_to_committed
 from fraudrisk.jobs.prometheus import StreamMetrics
-from fraudrisk.jobs.runtime import StreamTotals, score_columns
+from fraudrisk.jobs.runtime import StreamTotals, policy_fields, score_columns
 from fraudrisk.jobs.state_cache import StateCache
+from fraudrisk.policy.live import live_policy
 from fraudrisk.scoring.state_reader import FeastStateReader
 from fraudrisk.serving.variants import ServedVariants, ServiceSpec
 
@@ -129,7 +131,10 @@ class StreamJob:
                 lake_state_before,
             )
         variants = ServedVariants(
-            ServiceSpec.from_settings(settings), settings, states=lambda _settings: cache
+            ServiceSpec.from_settings(settings),
+            settings,
+            states=lambda _settings: cache,
+            policy=live_policy(settings),
         )
         if not variants.load():
             variants.serve_rules_only()
@@ -304,7 +309,7 @@ class StreamJob:
         if not decoded.indices:
             return ScoreColumns([], [], [], [], [], [], [], [], [], [], [])
         batch = decoded.batch()
-        scores = self.variants.score(batch)
+        scores = self.variants.score(batch, policy_fields(decoded.rows))
         self.cache.apply(batch)
         return score_columns(decoded.rows, batch, scores)
 

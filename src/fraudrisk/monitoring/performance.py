@@ -34,14 +34,11 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from fraudrisk.config import MODEL_URI, Settings
 from fraudrisk.data.labels import LABEL_FRAME_COLUMNS, LabelsTable, newest_labels
 from fraudrisk.errors import MonitoringError
-from fraudrisk.features.table import FeatureTable
+from fraudrisk.features.table import NoFeatureTableError, open_dataset, rows_between
 from fraudrisk.io.lake import Lake
 from fraudrisk.monitoring import labels as label_io
 from fraudrisk.monitoring.results import (
@@ -313,23 +310,12 @@ def _lake_scores(
 ) -> pd.DataFrame:
     """The feature table's rows of days ``start..through``, scored with ``model`` now."""
     uri = table_uri or settings.feature_table_uri
-    table = FeatureTable.open(uri, settings.lake)
     try:
-        dataset = ds.dataset(
-            table.storage.root, filesystem=table.storage.fs, format="parquet", partitioning="hive"
-        )
-    except (FileNotFoundError, OSError) as error:
-        raise MonitoringError(
-            f"no feature table at {uri}: run `fraudrisk features build`"
-        ) from error
-    first = pa.scalar(dt.datetime.combine(start, dt.time()), pa.timestamp("us"))
-    after = pa.scalar(
-        dt.datetime.combine(through + dt.timedelta(days=1), dt.time()), pa.timestamp("us")
-    )
-    rows = dataset.to_table(
-        columns=["transaction_id", "customer_id", "tx_datetime", *model.feature_names],
-        filter=(pc.field("tx_datetime") >= first) & (pc.field("tx_datetime") < after),
-    )
+        dataset = open_dataset(uri, settings.lake)
+    except NoFeatureTableError as error:
+        raise MonitoringError(str(error)) from error
+    columns = ["transaction_id", "customer_id", "tx_datetime", *model.feature_names]
+    rows = rows_between(dataset, columns, start, through)
     matrix = np.column_stack([rows[name].to_numpy() for name in model.feature_names])
     return pd.DataFrame(
         {

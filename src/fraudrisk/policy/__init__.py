@@ -13,9 +13,17 @@
 - ``inputs`` / ``engine`` — a scored batch or transaction in, decisions, fired rules, reasons,
   route and priority factor out.
 - ``errors`` — problems with positions.
-- ``tables`` / ``versions`` — stored versions and four-eyes approval (their docstrings say more).
+- ``tables`` / ``versions`` / ``linting`` — stored versions and four-eyes approval (draft →
+  pending → approved → active → retired, rollback), each text linted as ``policy lint`` does.
+- ``backtest_window`` / ``backtest`` / ``backtest_figures`` / ``backtest_sweeps`` /
+  ``backtest_results`` / ``backtest_report`` / ``backtest_plots`` — a labelled window of the
+  lake scored in batch by the champion, the candidate and active policies' figures per rule and
+  across thresholds (cost- and budget-optimal points), as JSON, tables and PNGs.
+- ``live_version`` / ``live`` — the active version as the scorers apply it, reloaded without a
+  restart when another is activated; ``shadow`` — a pending version decided beside it on the
+  same batches, stored, never returned.
 
 May import: scoring, registry, features, alerts, data, identity, io and the base modules
-(config, console, schemas, vocab). Used by cli, jobs, api, cases and monitoring (later:
-versions and four-eyes approval, backtests, shadow and live application).
+(config, console, schemas, vocab). Used by cli, jobs, api and cases; serving is handed a
+live policy by the cli (the two are independent siblings of one layer).
 """

@@ -147,6 +147,7 @@ class PolicyEngine:
             for i, r in enumerate(policy.rules)
         ]
         self._tests = tuple(rule.holds for rule in self._scalar)
+        self._indices = tuple(range(len(self._scalar)))
         self._rows = RowBuilder(policy.symbols)
         self.rule_names = tuple(r.name for r in policy.rules)
         self._actions = np.array([r.spec.action for r in policy.rules], dtype=object)
@@ -237,34 +238,66 @@ class PolicyEngine:
         base = threshold_decision(risk, self.review, self.decline)
         if not self._scalar:
             return PolicyDecision(base, base, None, (), (), None, 1.0)
-        row = self._rows(risk, transaction, features, reasons)
-        fired = list(compress(self._scalar, [holds(row) for holds in self._tests]))
-        decision, by = self._ladder(base, fired)
-        alert = decision != APPROVE
-        route = next((r.queue for r in fired if r.action == ROUTE), None) if alert else None
-        factors = [r.factor for r in fired if r.action == RAISE_PRIORITY] if alert else []
+        fired = self.fired(self._rows(risk, transaction, features, reasons))
+        decision, by, route, factor = self.settle(base, fired)
+        rules = [self._scalar[j] for j in fired]
         return PolicyDecision(
             decision,
             base,
-            by,
-            tuple(r.name for r in fired),
-            tuple(r.reason for r in fired),
+            None if by < 0 else self._scalar[by].name,
+            tuple(r.name for r in rules),
+            tuple(r.reason for r in rules),
             route,
+            factor,
+        )
+
+    def fired(self, row: Mapping[str, Any]) -> list[int]:
+        """Indices of the rules whose condition holds on a normalised row, in file order.
+
+        Args:
+            row: The scalar evaluator's row (:class:`~fraudrisk.policy.inputs.RowBuilder`):
+                ``risk``, the columns the rules read, normalised, and ``reasons`` if read.
+        """
+        return list(compress(self._indices, [holds(row) for holds in self._tests]))
+
+    def settle(self, base: Decision, fired: list[int]) -> tuple[Decision, int, str | None, float]:
+        """What the rules ``fired`` (indices, in file order) make of the thresholds' ``base``.
+
+        Returns:
+            The decision, the index of the rule that set it (-1: a threshold did), the route
+            and the priority factor (an approval has no route and factor 1).
+        """
+        if not fired:
+            return base, -1, None, 1.0
+        first: dict[str, int] = {}
+        for j in fired:
+            first.setdefault(self._scalar[j].action, j)
+        decision, by = self._ladder(base, first)
+        if decision == APPROVE:
+            return decision, by, None, 1.0
+        route = first.get(ROUTE)
+        factors = [
+            self._scalar[j].factor for j in fired if self._scalar[j].action == RAISE_PRIORITY
+        ]
+        return (
+            decision,
+            by,
+            None if route is None else self._scalar[route].queue,
             max(factors, default=1.0),
         )
 
     @staticmethod
-    def _ladder(base: Decision, fired: list[_ScalarRule]) -> tuple[Decision, str | None]:
-        """The decision and the rule that set it, by the precedence of the actions."""
-        if not fired:
-            return base, None
-        first: dict[str, str] = {}
-        for rule in fired:
-            first.setdefault(rule.action, rule.name)
+    def _ladder(base: Decision, first: dict[str, int]) -> tuple[Decision, int]:
+        """The decision and the rule that set it (-1: none), by the precedence of the actions.
+
+        Args:
+            base: The thresholds' decision.
+            first: The first rule that fired of each action.
+        """
         if ALLOW in first:
             return APPROVE, first[ALLOW]
         if DECLINE in first:
             return DECLINED, first[DECLINE]
         if base != DECLINED and FORCE_REVIEW in first:
             return REVIEW, first[FORCE_REVIEW]
-        return base, None
+        return base, -1

@@ -26,12 +26,19 @@ from fraudrisk.policy.types import Environment, Symbol, Type
 ReasonsInput = str | Collection[str]
 
 
+_NO_REASONS: frozenset[str] = frozenset()
+#: The scorer's JSON of a row without reason codes (most rows: no JSON to parse).
+_NO_REASONS_JSON = ("[]", "")
+
+
 def reason_set(reasons: ReasonsInput | None) -> frozenset[str]:
     """The feature names of one row's reason codes (scorer JSON or names)."""
     if reasons is None:
-        return frozenset()
+        return _NO_REASONS
     if isinstance(reasons, str):
-        return frozenset(entry["feature"] for entry in json.loads(reasons or "[]"))
+        if reasons in _NO_REASONS_JSON:
+            return _NO_REASONS
+        return frozenset(entry["feature"] for entry in json.loads(reasons))
     return frozenset(reasons)
 
 
@@ -67,6 +74,11 @@ _SCALAR: dict[Type, Callable[[Any], Any]] = {
     Type.DATETIME: moment,
     Type.BOOL: bool,
 }
+
+
+def normaliser(kind: Type) -> Callable[[Any], Any]:
+    """How the scalar evaluator's row holds a value of type ``kind`` (:func:`number`…)."""
+    return _SCALAR[kind]
 
 
 def number_column(values: Any) -> npt.NDArray[np.float64]:

@@ -93,7 +93,26 @@ class _Tree:
 
 
 def _compose(text: str, source: str) -> tuple[_Tree, Any]:
-    """The document's tree and plain data (None when it is not YAML, with the problem)."""
+    """The document's tree and plain data (None when it is not YAML, with the problem).
+
+    The reader refuses control characters before any node is composed (a ``ReaderError``, not
+    a marked one), and a deeply nested text exhausts the composer's recursion: a file or an API
+    client may hold either, and each is a problem like any other, never a crash.
+    """
+    try:
+        return _compose_tree(text, source)
+    except yaml.reader.ReaderError as error:
+        line = text.count("\n", 0, error.position) + 1
+        column = error.position - (text.rfind("\n", 0, error.position) + 1) + 1
+        problem = Problem(source, line, column, f"not valid YAML: {error.reason}")
+    except RecursionError:
+        problem = Problem(source, 1, 1, "not valid here: the text is nested too deeply")
+    tree = _Tree("", source)
+    tree.problems.append(problem)
+    return tree, None
+
+
+def _compose_tree(text: str, source: str) -> tuple[_Tree, Any]:
     tree = _Tree(text, source)
     try:
         root = tree.loader.get_single_node()

@@ -3,7 +3,7 @@
 Used by the sync API (one transaction per request): no numpy per operation, no tree walk per
 call. The closures read a *row*: a mapping from column name to a normalised value (``float``
 for numbers, NaN when missing; ``str`` for text, ``""`` when missing; a naive UTC ``datetime``;
-a ``frozenset`` of feature names for ``reasons``) — :func:`fraudrisk.policy.inputs.scalar_row`
+a ``frozenset`` of feature names for ``reasons``) — :class:`fraudrisk.policy.inputs.RowBuilder`
 builds it. The semantics are the vectorised evaluator's (a property test keeps them equal):
 division by zero is NaN, ``min``/``max`` are NaN when an argument is, no comparison with NaN
 holds but ``!=``.

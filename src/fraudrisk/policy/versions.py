@@ -146,15 +146,24 @@ class PolicyVersions:
         text: str,
         note: str = "",
         based_on: int | None = None,
+        source: str | None = None,
     ) -> PolicyVersion:
         """Store a new draft (``policy:author``).
+
+        Args:
+            principal: Who writes it (the author).
+            name: The policy's name.
+            text: Its YAML.
+            note: Why (kept with the version).
+            based_on: The version it changes, if any.
+            source: What lint errors start with (default: ``name``), e.g. the file's path.
 
         Raises:
             InvalidPolicyError: If the text does not lint.
             UnknownVersionError: If ``based_on`` is no version.
         """
         principal.require(Permission.POLICY_AUTHOR)
-        errors = list(self.lint(text, name))
+        errors = list(self.lint(text, source or name))
         if errors:
             raise InvalidPolicyError(errors)
         now = self.clock()
@@ -190,16 +199,22 @@ class PolicyVersions:
         principal.require(Permission.POLICY_APPROVE)
         if self.get(number).author == principal.username:
             raise FourEyesError(
-                f"{principal.username} wrote version {number}: another risk manager must approve it"
+                f"{principal.username} wrote version {number} and may not approve it (four "
+                "eyes): ask another risk manager to approve it"
             )
         values = {"approver": principal.username, "approved_at": self.clock()}
         return self._step(principal, number, "approve", values, note)
 
     def reject(self, principal: Principal, number: int, note: str = "") -> PolicyVersion:
         """Send a pending version back (``policy:approve``; an author may withdraw their own)."""
-        if self.get(number).author != principal.username:
+        if not principal.can(Permission.POLICY_APPROVE) and not self._withdraws(principal, number):
             principal.require(Permission.POLICY_APPROVE)
         return self._step(principal, number, "reject", {}, note)
+
+    def _withdraws(self, principal: Principal, number: int) -> bool:
+        """Whether an author rejects their own version (looked up only for an author)."""
+        author = principal.can(Permission.POLICY_AUTHOR)
+        return author and self.get(number).author == principal.username
 
     def activate(self, principal: Principal, number: int) -> PolicyVersion:
         """Make an approved version the active one (``policy:approve``); the active one retires."""
@@ -285,11 +300,15 @@ class PolicyVersions:
 
     def diff(self, old: int, new: int) -> str:
         """The unified diff of two versions' texts (``v<old>`` → ``v<new>``)."""
-        before, after = self.get(old), self.get(new)
-        lines = difflib.unified_diff(
-            before.text.splitlines(keepends=True),
-            after.text.splitlines(keepends=True),
-            fromfile=f"v{old}",
-            tofile=f"v{new}",
-        )
-        return "".join(lines)
+        return text_diff(self.get(old).text, self.get(new).text, f"v{old}", f"v{new}")
+
+
+def text_diff(before: str, after: str, before_label: str, after_label: str) -> str:
+    """The unified diff of two policy texts (empty when they are the same)."""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True),
+        after.splitlines(keepends=True),
+        fromfile=before_label,
+        tofile=after_label,
+    )
+    return "".join(line if line.endswith("\n") else line + "\n" for line in lines)

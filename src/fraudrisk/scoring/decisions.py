@@ -1,23 +1,105 @@
 """From scores to decisions.
 
-The model's thresholds (overridable by config), reason codes, and the rules that decide alone
-when no model can be used.
+The model's thresholds (overridable by config), reason codes, the rules that decide alone
+when no model can be used, and the seam through which a decision policy decides instead of
+the model's thresholds: :class:`PolicyProvider` (implemented by
+:mod:`fraudrisk.policy.live`; scoring never imports the policy package).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from fraudrisk.config import FallbackRules, ServingSettings
 from fraudrisk.scoring.model import ModelCard, ModelLoadError
+from fraudrisk.scoring.vectors import TransactionBatch
 from fraudrisk.vocab import APPROVE, DECLINE, REVIEW
 
 #: The fallback's risk score: the mid-point of nothing known, flagged by ``fallback=True``.
 FALLBACK_SCORE = {APPROVE: 0.0, REVIEW: 0.5, DECLINE: 1.0}
+
+
+@dataclass(frozen=True)
+class PolicyInputs:
+    """What a policy decides on: a scored batch, aligned by row.
+
+    Attributes:
+        batch: The transactions.
+        fields: More transaction fields by name (e.g. ``channel``), when the caller has them.
+        matrix: Feature values, one column per name of ``names``.
+        names: The model's features, then the extra ones the policy reads.
+        risk: Calibrated probability of fraud per row.
+        reasons: Reason codes per row (JSON): those of the rows the policy's thresholds flag.
+        threshold_decision: What the policy's thresholds alone decide.
+    """
+
+    batch: TransactionBatch
+    fields: Mapping[str, Any]
+    matrix: npt.NDArray[np.float32]
+    names: tuple[str, ...]
+    risk: npt.NDArray[np.float64]
+    reasons: list[str]
+    threshold_decision: npt.NDArray[np.str_]
+
+
+@dataclass(frozen=True)
+class PolicyOutcome:
+    """A policy's decisions on a batch, aligned by row.
+
+    Attributes:
+        decision: approve, review or decline.
+        route: The queue a route rule picked for the row's alert, else None.
+        priority_factor: The alert's priority factor (1 without raise_priority).
+        rules: Per row, a JSON array of the rules that fired (``{"rule", "reason"}``).
+        version: The stored policy version that decided (None: not a stored version).
+    """
+
+    decision: npt.NDArray[np.str_]
+    route: list[str | None]
+    priority_factor: npt.NDArray[np.float64]
+    rules: list[str]
+    version: int | None
+
+
+class AppliedPolicy(Protocol):
+    """One loaded policy version, as the scorer applies it."""
+
+    @property
+    def version(self) -> int | None:
+        """Its stored version number."""
+        ...
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """Its (review, decline) thresholds."""
+        ...
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        """The features its rules read (the scorer computes those the model lacks)."""
+        ...
+
+    def apply(self, inputs: PolicyInputs) -> PolicyOutcome:
+        """Its decisions on a scored batch (never raises)."""
+        ...
+
+
+class PolicyProvider(Protocol):
+    """Where the scorer finds the policy to apply (swapped live) and reports what it decided."""
+
+    def current(self) -> AppliedPolicy | None:
+        """The policy to apply now; None = the model's thresholds."""
+        ...
+
+    def observe(self, inputs: PolicyInputs, outcome: PolicyOutcome) -> None:
+        """Told every applied batch (e.g. to run a shadow policy); must not raise or block."""
+        ...
 
 
 def thresholds_of(card: ModelCard, serving: ServingSettings) -> tuple[float, float]:

@@ -4,12 +4,18 @@ One :class:`Scorer` per served model variant. A batch is scored vectorised: one 
 entity kind, one kernel pass, one model call. When the model or the online store fails at run
 time, every transaction of the batch still gets a decision from the configured rules, flagged
 ``fallback`` (and the error is logged once per batch, without transaction data).
+
+A :class:`~fraudrisk.scoring.decisions.PolicyProvider` (the live decision policy) may decide
+instead of the model's thresholds: its thresholds flag the rows whose reason codes are computed
+(what its rules read as ``reasons``), its rules then decide, and the rows its rules send to an
+alert get their reason codes too, so they show in the case. Each batch records the policy
+version that decided it (None under the model's thresholds or the fallback rules).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +25,10 @@ import numpy.typing as npt
 from fraudrisk.config import ServingSettings
 from fraudrisk.scoring.decisions import (
     FALLBACK_SCORE,
+    AppliedPolicy,
+    PolicyInputs,
+    PolicyOutcome,
+    PolicyProvider,
     decide,
     fallback_decisions,
     reason_codes,
@@ -33,9 +43,21 @@ log = logging.getLogger(__name__)
 VELOCITY_FEATURE = "customer_id_nb_tx_1hour_window"
 
 
+#: The per-row policy columns of a :class:`RowScores`, and their value without a policy.
+POLICY_COLUMNS: dict[str, Any] = {
+    "policy_version": None,
+    "route": None,
+    "priority_factor": 1.0,
+    "policy_rules": "[]",
+}
+
+
 @dataclass(frozen=True)
 class ScoredBatch:
-    """Scores and decisions of a batch, aligned with its transactions."""
+    """Scores and decisions of a batch, aligned with its transactions.
+
+    ``route``, ``priority_factor`` and ``policy_rules`` are per row (None: no policy applied).
+    """
 
     risk_score: npt.NDArray[np.float64]
     decision: npt.NDArray[np.str_]
@@ -44,9 +66,20 @@ class ScoredBatch:
     model_version: str
     variant: str
     fallback: bool
+    policy_version: int | None = None
+    route: list[str | None] | None = None
+    priority_factor: list[float] | None = None
+    policy_rules: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.risk_score)
+
+    def policy_column(self, name: str, i: int) -> Any:
+        """Row ``i``'s value of a policy column (its default when no policy applied)."""
+        if name == "policy_version":
+            return self.policy_version
+        values = getattr(self, name)
+        return POLICY_COLUMNS[name] if values is None else values[i]
 
 
 @dataclass(frozen=True)
@@ -60,6 +93,16 @@ class RowScores:
     model_version: list[str]
     variant: list[str]
     fallback: list[bool]
+    policy_version: list[int | None] | None = None
+    route: list[str | None] | None = None
+    priority_factor: list[float] | None = None
+    policy_rules: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        """Policy columns left out are filled with their no-policy value."""
+        for name, default in POLICY_COLUMNS.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, [default] * len(self.risk_score))
 
     @classmethod
     def merge(cls, n: int, parts: Iterable[tuple[npt.NDArray[np.int64], ScoredBatch]]) -> RowScores:
@@ -74,6 +117,7 @@ class RowScores:
                 "model_version",
                 "variant",
                 "fallback",
+                *POLICY_COLUMNS,
             )
         }
         for rows, scored in parts:
@@ -85,6 +129,8 @@ class RowScores:
                 columns["model_version"][row] = scored.model_version
                 columns["variant"][row] = scored.variant
                 columns["fallback"][row] = scored.fallback
+                for name in POLICY_COLUMNS:
+                    columns[name][row] = scored.policy_column(name, i)
         return cls(risk_score=risk, **columns)
 
     def __len__(self) -> int:
@@ -100,8 +146,12 @@ class Scorer:
         states: StateReader,
         serving: ServingSettings,
         variant: str = "default",
+        policy: PolicyProvider | None = None,
     ) -> None:
         """Bind a loaded model (None = rules only) to an online state reader.
+
+        ``policy``, when given, decides instead of the model's thresholds whenever it has a
+        current version.
 
         Raises:
             ModelLoadError: If the model has no thresholds and the config sets none.
@@ -110,18 +160,37 @@ class Scorer:
         self.states = states
         self.serving = serving
         self.variant = variant
+        self.policy = policy
         self.thresholds = thresholds_of(model.card, serving) if model else None
+        self._names: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]] | None = None
 
     @property
     def version(self) -> str:
         """The served model's version ("" when rules only)."""
         return self.model.card.version if self.model else ""
 
-    def score(self, batch: TransactionBatch) -> ScoredBatch:
-        """Score every transaction of ``batch`` (rules only if the model cannot be used)."""
+    def score(
+        self,
+        batch: TransactionBatch,
+        fields: Mapping[str, Any] | None = None,
+        *,
+        observe: bool = True,
+    ) -> ScoredBatch:
+        """Score every transaction of ``batch`` (rules only if the model cannot be used).
+
+        Args:
+            batch: The transactions.
+            fields: More transaction fields by name (columns aligned with ``batch``, e.g.
+                ``channel``) for the policy's rules; a field left out reads as missing.
+            observe: Tell the policy what it decided (its metrics, its shadow); off for a
+                warm-up probe, which is no transaction.
+        """
         if self.model is None or self.thresholds is None:
             return self._fallback(batch, reason="no model loaded")
         try:
+            applied = self.policy.current() if self.policy is not None else None
+            if applied is not None:
+                return self._score_policy(batch, self.model, applied, fields or {}, observe)
             return self._score(batch, self.model, self.thresholds)
         except Exception as error:  # any model/store failure: rules decide
             return self._fallback(batch, reason=f"{type(error).__name__}: {error}")
@@ -152,16 +221,81 @@ class Scorer:
             fallback=False,
         )
 
+    def _score_policy(
+        self,
+        batch: TransactionBatch,
+        model: LoadedModel,
+        applied: AppliedPolicy,
+        fields: Mapping[str, Any],
+        observe: bool,
+    ) -> ScoredBatch:
+        """Risk from the model, then the policy's thresholds and rules decide."""
+        k = len(model.feature_names)
+        names = self._policy_names(model, applied.features)
+        matrix = self._features(batch, names)
+        inputs_matrix = np.ascontiguousarray(matrix[:, :k]) if len(names) > k else matrix
+        risk = model.probability(inputs_matrix)
+        base = decide(risk, *applied.thresholds)
+        reasons = self._reasons(model, inputs_matrix, base)
+        inputs = PolicyInputs(batch, fields, matrix, names, risk, reasons, base)
+        outcome = applied.apply(inputs)
+        alerted = (outcome.decision != APPROVE) & (base == APPROVE)  # made alerts by a rule
+        self._reasons(model, inputs_matrix, outcome.decision, reasons, np.flatnonzero(alerted))
+        if observe and self.policy is not None:
+            self.policy.observe(inputs, outcome)
+        return self._scored(model, risk, reasons, outcome)
+
+    def _policy_names(self, model: LoadedModel, features: tuple[str, ...]) -> tuple[str, ...]:
+        """The model's features, then those of ``features`` it lacks (kept per policy)."""
+        own, cached = model.feature_names, self._names
+        if cached is None or cached[0] is not features or cached[1] is not own:
+            extra = tuple(f for f in features if f not in own)
+            cached = self._names = (features, own, own + extra)
+        return cached[2]
+
+    def _scored(
+        self,
+        model: LoadedModel,
+        risk: npt.NDArray[np.float64],
+        reasons: list[str],
+        o: PolicyOutcome,
+    ) -> ScoredBatch:
+        """The scored batch of a policy's decisions."""
+        return ScoredBatch(
+            risk_score=risk,
+            decision=o.decision,
+            reason_codes=reasons,
+            model_name=model.card.name,
+            model_version=model.card.version,
+            variant=self.variant,
+            fallback=False,
+            policy_version=o.version,
+            route=o.route,
+            priority_factor=o.priority_factor.tolist(),
+            policy_rules=o.rules,
+        )
+
     def _reasons(
-        self, model: LoadedModel, matrix: npt.NDArray[np.float32], decisions: npt.NDArray[np.str_]
+        self,
+        model: LoadedModel,
+        matrix: npt.NDArray[np.float32],
+        decisions: npt.NDArray[np.str_],
+        reasons: list[str] | None = None,
+        only: npt.NDArray[np.intp] | None = None,
     ) -> list[str]:
-        """Reason codes of every row, or of the flagged rows only (``[]`` for the others)."""
-        reasons = ["[]"] * len(matrix)
+        """Reason codes of every row, or of the flagged rows only (``[]`` for the others).
+
+        With ``reasons`` and ``only``: the codes of rows ``only`` are added to ``reasons``
+        (rows a policy rule made alerts), unless every row is explained already.
+        """
+        reasons = ["[]"] * len(matrix) if reasons is None else reasons
         if model.contributions is None or not self.serving.reason_codes:
             return reasons
         rows = np.arange(len(matrix))
         if self.serving.reason_codes_for == "flagged":
-            rows = np.flatnonzero(decisions != APPROVE)
+            rows = np.flatnonzero(decisions != APPROVE) if only is None else only
+        elif only is not None:
+            return reasons
         if len(rows):
             explained = reason_codes(
                 model.contributions(matrix[rows]),

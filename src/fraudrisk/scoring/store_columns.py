@@ -41,4 +41,8 @@ def store_columns(
         model_version=list(scores.model_version),
         variant=list(scores.variant),
         fallback=[bool(flag) for flag in scores.fallback],
+        policy_version=list(scores.policy_version or []),
+        route=list(scores.route or []),
+        priority_factor=[float(f) for f in scores.priority_factor or []],
+        policy_rules=list(scores.policy_rules or []),
     )

@@ -6,11 +6,16 @@ V1 bodies (``{"instances": [...]}``) and V2 ``InferRequest`` objects. A model th
 loaded leaves the server unready — its ready endpoints answer 503 and inference is refused —
 with one log line saying why; loading is retried in the background until it succeeds. A
 candidate that cannot be loaded gets no traffic (as a KServe revision that never became
-ready), and the stable model answers everything.
+ready), and the stable model answers everything. The active decision policy version decides
+when the server is given a ``policy_factory`` (``fraudrisk serve`` gives
+:func:`fraudrisk.policy.live.live_policy`: serving may not import the policy package), opened at
+the first load in each worker process and reloaded when another version is activated; every
+answer carries its ``policy_version``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +24,7 @@ from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from fraudrisk.config import Settings
+from fraudrisk.scoring.decisions import PolicyProvider
 from fraudrisk.scoring.scorer import RowScores
 from fraudrisk.scoring.state_reader import FeastStateReader, StateReader
 from fraudrisk.serving.prometheus import ScorerMetrics
@@ -36,7 +42,10 @@ from fraudrisk.serving.wire_protocol import (
 if TYPE_CHECKING:
     from fraudrisk.serving.workers import WorkerStart
 
-__all__ = ["FraudRiskModel", "ServiceSpec"]
+__all__ = ["FraudRiskModel", "PolicyFactory", "ServiceSpec"]
+log = logging.getLogger(__name__)
+#: Opens the live decision policy of the settings (None: the models' thresholds decide).
+PolicyFactory = Callable[[Settings], PolicyProvider | None]
 
 
 class FraudRiskModel(ServedVariants, Model):  # type: ignore[misc]  # kserve is untyped
@@ -48,11 +57,29 @@ class FraudRiskModel(ServedVariants, Model):  # type: ignore[misc]  # kserve is 
         settings: Settings,
         states: Callable[[Settings], StateReader] = FeastStateReader.from_settings,
         metrics: ScorerMetrics | None = None,
+        policy_factory: PolicyFactory | None = None,
     ) -> None:
-        """Prepare the model; nothing is loaded before :meth:`load`."""
+        """Prepare the model; nothing is loaded before :meth:`load`.
+
+        ``policy_factory`` opens the decision policy at the first load (in the process that
+        serves: each worker opens its own).
+        """
         Model.__init__(self, spec.name)
         ServedVariants.__init__(self, spec, settings, states, metrics)
         self.worker_start: WorkerStart | None = None
+        self.policy_factory = policy_factory
+        self._policy_opened = policy_factory is None
+
+    def load(self) -> bool:
+        """Open the live policy (once, in this process), then load the models."""
+        if not self._policy_opened:
+            self._policy_opened = True
+            try:
+                assert self.policy_factory is not None
+                self.policy = self.policy_factory(self.settings)
+            except Exception as error:  # the policy database is down: the model's thresholds
+                log.error("live policy unavailable (%s): the model's thresholds decide", error)
+        return ServedVariants.load(self)
 
     def wait_until_serving(self, timeout_s: float) -> bool:
         """Wait for the first load and, in a worker, for the other workers; False on timeout."""

@@ -21,7 +21,7 @@ from kserve.protocol.dataplane import DataPlane
 
 from fraudrisk.config import Settings
 from fraudrisk.serving.asgi import OmitNullsMiddleware, ScorerApp, quiet_request_logs
-from fraudrisk.serving.kserve_model import FraudRiskModel, ServiceSpec
+from fraudrisk.serving.kserve_model import FraudRiskModel, PolicyFactory, ServiceSpec
 from fraudrisk.serving.local import ManifestWatcher
 from fraudrisk.serving.workers import (
     PatientRESTServerMultiProcess,
@@ -137,7 +137,14 @@ def run(
         text = manifest.read_text() if manifest is not None else None
         barrier = start_barrier(workers)
         model.worker_start = WorkerStart(
-            model.spec, model.settings, model.states_factory, retry_seconds, manifest, text, barrier
+            model.spec,
+            model.settings,
+            model.states_factory,
+            retry_seconds,
+            manifest,
+            text,
+            barrier,
+            model.policy_factory,
         )
         prepare_metrics_dir()
     else:
@@ -154,7 +161,11 @@ def serve(
     http_port: int,
     retry_seconds: float = 30.0,
     workers: int | None = None,
+    policy_factory: PolicyFactory | None = None,
 ) -> None:
-    """Serve ``spec`` on all addresses with ``workers`` processes (default: the settings')."""
-    model = FraudRiskModel(spec, settings)
+    """Serve ``spec`` on all addresses with ``workers`` processes (default: the settings').
+
+    ``policy_factory`` opens the live decision policy (None: the models' thresholds decide).
+    """
+    model = FraudRiskModel(spec, settings, policy_factory=policy_factory)
     run(model, http_port, "0.0.0.0", workers or settings.serving.workers, retry_seconds)

@@ -13,13 +13,15 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from fraudrisk.config import Settings
+from fraudrisk.scoring.decisions import PolicyProvider
 from fraudrisk.scoring.model import ModelLoadError, load_model
 from fraudrisk.scoring.scorer import RowScores, Scorer
 from fraudrisk.scoring.state_reader import FeastStateReader, StateReader
@@ -78,9 +80,14 @@ class ServedVariants:
         settings: Settings,
         states: Callable[[Settings], StateReader] = FeastStateReader.from_settings,
         metrics: ScorerMetrics | None = None,
+        policy: PolicyProvider | None = None,
     ) -> None:
-        """Prepare the variants; nothing is loaded before :meth:`load`."""
+        """Prepare the variants; nothing is loaded before :meth:`load`.
+
+        ``policy`` decides instead of the models' thresholds (None: their thresholds).
+        """
         self.name = spec.name
+        self.policy = policy
         self.ready = False
         self.settings = settings
         self._states = states
@@ -168,6 +175,7 @@ class ServedVariants:
             states,
             self.settings.serving,
             variant=STABLE,
+            policy=self.policy,
         )
         scorers = {STABLE: stable}
         candidate = self._load_candidate(spec, states)
@@ -188,7 +196,8 @@ class ServedVariants:
             return None
         try:
             model = load_model(self.settings, uri)
-            return Scorer(model, states, self.settings.serving, spec.split.candidate_variant)
+            variant = spec.split.candidate_variant
+            return Scorer(model, states, self.settings.serving, variant, self.policy)
         except ModelLoadError as error:
             log.error(
                 "candidate %s not loaded (%s): the stable model takes all traffic", uri, error
@@ -199,7 +208,7 @@ class ServedVariants:
         """Until a model loads, decide by the fallback rules (flagged ``fallback``)."""
         states = self._states(self.settings)
         spec = self._active.spec
-        rules = Scorer(None, states, self.settings.serving, variant=STABLE)
+        rules = Scorer(None, states, self.settings.serving, variant=STABLE, policy=self.policy)
         self._active = _Active(spec, {STABLE: rules}, Router(spec.split, has_candidate=False))
         log.warning("model %s: rules-only decisions until %s loads", self.name, spec.stable_uri)
 
@@ -227,17 +236,21 @@ class ServedVariants:
             parts.append(f"mode={split.mode} percent={split.percent}")
         return " ".join(parts)
 
-    def score(self, batch: TransactionBatch) -> RowScores:
-        """Route and score a validated batch (the shadow, if any, is scored afterwards)."""
+    def score(self, batch: TransactionBatch, fields: Mapping[str, Any] | None = None) -> RowScores:
+        """Route and score a validated batch (the shadow, if any, is scored afterwards).
+
+        ``fields``: more transaction columns (e.g. ``channel``) the policy's rules may read.
+        """
         active = self._active
         assignment = active.router.assign(batch)
         parts = []
         for variant, rows in assignment.rows.items():
             began = time.perf_counter()
-            part = batch.take(rows) if len(rows) < len(batch) else batch
+            whole = len(rows) == len(batch)
+            part = batch if whole else batch.take(rows)
             scorer = active.scorers[variant]
             try:
-                scored = scorer.score(part)
+                scored = scorer.score(part, fields if whole else _take(fields, rows))
             except Exception:
                 self.metrics.error(self.name, variant, "internal")
                 raise
@@ -305,3 +318,12 @@ class ServedVariants:
         while self._shadow_pending and time.monotonic() < deadline:
             time.sleep(0.01)
         return self._shadow_pending == 0
+
+
+def _take(
+    fields: Mapping[str, Any] | None, rows: np.ndarray[Any, np.dtype[np.int64]]
+) -> dict[str, Any] | None:
+    """The rows of each field column."""
+    if not fields:
+        return None
+    return {name: np.asarray(values, dtype=object)[rows] for name, values in fields.items()}

@@ -9,7 +9,10 @@ V2 contract: one input tensor per transaction field named as the schema's column
 (``transaction_id`` INT64, ``tx_datetime`` BYTES ISO-8601, ``customer_id`` INT64,
 ``terminal_id`` INT64, ``tx_amount`` FP64, optional fields BYTES), each of shape ``[n]``;
 outputs ``risk_score`` FP64, ``decision`` BYTES, ``reason_codes`` BYTES (JSON per row),
-``model_version`` BYTES, each ``[n]`` (and ``variant`` BYTES: which model answered).
+``model_version`` BYTES, each ``[n]`` (and ``variant`` BYTES: which model answered;
+``policy_version`` INT64: the decision policy version that decided, -1 when none did — the
+model's thresholds or the fallback rules). V1 predictions carry ``policy_version`` (null when
+none did).
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ V2_DATATYPES: dict[str, frozenset[str]] = {
     "tx_amount": frozenset({"FP64", "FP32"}),
 } | {name: frozenset({"BYTES"}) for name in ("tx_datetime", *OPTIONAL_COLUMNS)}
 MAX_BATCH = 10_000
+#: The V2 ``policy_version`` of a decision no stored policy version made.
+NO_POLICY = -1
 _ROWS = TypeAdapter(list[Transaction])
 
 
@@ -191,6 +196,7 @@ def _unix_seconds(stamp: dt.datetime) -> int:
 
 def v1_predictions(batch: TransactionBatch, scores: RowScores) -> dict[str, Any]:
     """The V1 response body: one prediction object per transaction."""
+    policy = scores.policy_version or [None] * len(scores)
     return {
         "predictions": [
             {
@@ -202,6 +208,7 @@ def v1_predictions(batch: TransactionBatch, scores: RowScores) -> dict[str, Any]
                 "model_version": scores.model_version[row],
                 "variant": scores.variant[row],
                 "fallback": scores.fallback[row],
+                "policy_version": policy[row],
             }
             for row, (tx_id, risk) in enumerate(
                 zip(batch.transaction_id.tolist(), scores.risk_score.tolist(), strict=True)
@@ -224,6 +231,12 @@ def v2_outputs(scores: RowScores) -> list[dict[str, Any]]:
         {"name": "reason_codes", "datatype": "BYTES", "shape": [n], "data": scores.reason_codes},
         {"name": "model_version", "datatype": "BYTES", "shape": [n], "data": scores.model_version},
         {"name": "variant", "datatype": "BYTES", "shape": [n], "data": scores.variant},
+        {
+            "name": "policy_version",
+            "datatype": "INT64",
+            "shape": [n],
+            "data": [NO_POLICY if v is None else v for v in scores.policy_version or [None] * n],
+        },
     ]
 
 
@@ -246,4 +259,5 @@ V2_OUTPUT_METADATA = [
     {"name": "reason_codes", "datatype": "BYTES", "shape": [-1]},
     {"name": "model_version", "datatype": "BYTES", "shape": [-1]},
     {"name": "variant", "datatype": "BYTES", "shape": [-1]},
+    {"name": "policy_version", "datatype": "INT64", "shape": [-1]},
 ]

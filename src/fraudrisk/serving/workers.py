@@ -31,7 +31,7 @@ from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RES
 from fraudrisk.config import Settings
 from fraudrisk.scoring.state_reader import StateReader
 from fraudrisk.serving import local
-from fraudrisk.serving.kserve_model import FraudRiskModel
+from fraudrisk.serving.kserve_model import FraudRiskModel, PolicyFactory
 from fraudrisk.serving.variants import ServiceSpec
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ class WorkerStart:
     manifest: Path | None = None
     manifest_text: str | None = None  # the manifest as the parent process read it
     barrier: StartBarrier | None = None
+    policy_factory: PolicyFactory | None = None  # opens the live decision policy
 
     def start_model(self) -> FraudRiskModel:
         """This worker's model, loading (what an unpickled :class:`FraudRiskModel` becomes)."""
@@ -94,7 +95,9 @@ def start_worker_model(start: WorkerStart) -> FraudRiskModel:
     """
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    model = FraudRiskModel(start.spec, start.settings, start.states)
+    model = FraudRiskModel(
+        start.spec, start.settings, start.states, policy_factory=start.policy_factory
+    )
     model.worker_start = start
     model.begin_load()
     threading.Thread(

@@ -88,7 +88,7 @@ def _app(scorer_fails: bool = False) -> FastAPI:
     return create_app(settings, scorer=scorer, producer=FakeProducer(), relay=False)
 
 
-def _broken(batch: object) -> object:
+def _broken(batch: object, fields: object = None) -> object:
     raise ValueError("scorer bug")
 
 

@@ -27,9 +27,12 @@ from tests.unit.cases.case_doubles import BOOT, DAY, PASSWORD, CaseWorld, alert,
 
 from fraudrisk.cases.tables import CASES, QUEUES
 from fraudrisk.identity.roles import MATRIX, Permission, Role, permissions_of
+from fraudrisk.policy.linting import policy_versions
 
 OWN, OTHER = "general", "declines"
 P = Permission
+POLICY = "name: p\nthresholds: {review: 0.1, decline: 0.9}\nalert_budget: 10\n"
+ACTIVE_POLICY = 1
 
 
 def future() -> str:
@@ -130,6 +133,20 @@ ROUTES: dict[tuple[str, str], Rule] = {
     ("GET", "/v1/users"): Rule(200, P.USERS_MANAGE),
     ("PUT", "/v1/queues/{queue}/members/{username}"): Rule(204, P.QUEUES_MANAGE, per_scope=True),
     ("DELETE", "/v1/queues/{queue}/members/{username}"): Rule(204, P.QUEUES_MANAGE, per_scope=True),
+    # Policy version 1 is active (written by another risk manager, so approving it is no
+    # four-eyes refusal): a step answers 409 to whoever may take it, 403 to the others.
+    ("GET", "/v1/policies"): Rule(200, P.POLICY_READ),
+    ("GET", "/v1/policies/active"): Rule(200, P.POLICY_READ),
+    ("GET", "/v1/policies/{n}"): Rule(200, P.POLICY_READ),
+    ("GET", "/v1/policies/{a}/diff/{b}"): Rule(200, P.POLICY_READ),
+    ("POST", "/v1/policies"): Rule(201, P.POLICY_AUTHOR, body=lambda c: {"text": POLICY}),
+    ("POST", "/v1/policies/{n}/submit"): Rule(409, P.POLICY_AUTHOR),
+    ("POST", "/v1/policies/{n}/approve"): Rule(409, P.POLICY_APPROVE),
+    ("POST", "/v1/policies/{n}/reject"): Rule(409, P.POLICY_APPROVE),
+    ("POST", "/v1/policies/{n}/activate"): Rule(409, P.POLICY_APPROVE),
+    ("POST", "/v1/policies/rollback"): Rule(
+        409, P.POLICY_APPROVE, body=lambda c: {"to": ACTIVE_POLICY}
+    ),
 }
 PUBLIC = {key for key, rule in ROUTES.items() if rule.public}
 
@@ -177,7 +194,14 @@ class Matrix:
         self, method: str, template: str, cell: Cell, headers: dict[str, str] | None
     ) -> Any:
         rule = ROUTES[(method, template)]
-        path = template.format(case_id=cell.case_id, queue=cell.queue, username="extra")
+        path = template.format(
+            case_id=cell.case_id,
+            queue=cell.queue,
+            username="extra",
+            n=ACTIVE_POLICY,
+            a=ACTIVE_POLICY,
+            b=ACTIVE_POLICY,
+        )
         return self.client.request(
             method,
             path,
@@ -185,6 +209,18 @@ class Matrix:
             json=rule.body(cell) if rule.body else None,
             params=rule.query(cell) if rule.query else None,
         )
+
+
+def active_policy(made: CaseWorld) -> None:
+    """Version 1, written by another risk manager than the matrix's, approved and active."""
+    made.add_user("other-risk-manager", Role.RISK_MANAGER)
+    versions = policy_versions(made.engine, clock=made.clock)
+    author, approver = made.principal("other-risk-manager"), made.principal(Role.RISK_MANAGER.value)
+    number = versions.draft(author, "p", POLICY).number
+    versions.submit(author, number)
+    versions.approve(approver, number)
+    versions.activate(approver, number)
+    assert number == ACTIVE_POLICY
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +238,7 @@ def matrix(template_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     for role in Role:
         made.add_user(role.value, role, [OWN])
     made.add_user("extra", Role.ANALYST)
+    active_policy(made)
     with made.engine.connect() as connection:
         rows = connection.execute(
             sa.select(QUEUES.c.name, CASES.c.id)

@@ -55,6 +55,10 @@ def test_each_row_is_published_with_its_score_and_alerts_go_to_the_alerts_topic_
         "model_version": "1",
         "variant": "champion",
         "fallback": False,
+        "policy_version": None,
+        "route": None,
+        "priority_factor": 1.0,
+        "policy_rules": [],
     }
     assert [m[1] for m in messages] == [record_message(r) for r in batch.records()]
 

@@ -199,6 +199,8 @@ def test_several_problems_of_several_kinds_at_once():
         ("name: a\nname: b\n", "p.yaml:2:1: duplicate key 'name'"),
         ("a: 1\n---\nb: 2\n", "p.yaml:2:1: not valid YAML: expected a single document"),
         ("name: !!python/object:os.system x\n", "p.yaml:1:7: not valid here"),
+        ("name: a\n  b\x00c\n", "p.yaml:2:4: not valid YAML: special characters"),
+        ("x: " + "[" * 5000 + "]" * 5000, "p.yaml:1:1: not valid here: the text is nested"),
     ],
 )
 def test_files_that_are_not_a_policy(text, expected):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from tests.unit.cases.case_doubles import CaseWorld, fast_argon2, world
+from tests.unit.cases.case_doubles import fast_argon2
+from tests.unit.policy.desk import Desk, open_desk
+from tests.unit.policy.desk import approved as desk_approved
 
 from fraudrisk.identity.audit import AuditQuery
 from fraudrisk.identity.errors import PermissionDeniedError
@@ -16,7 +18,6 @@ from fraudrisk.policy.tables import POLICY_VERSIONS
 from fraudrisk.policy.versions import (
     FourEyesError,
     InvalidPolicyError,
-    PolicyVersions,
     StepNotAllowedError,
     VersionStatus,
     digest_of,
@@ -33,23 +34,17 @@ def lint(text: str, name: str) -> Sequence[str]:
 
 
 @pytest.fixture()
-def desk(tmp_path: Path) -> Iterator[tuple[CaseWorld, PolicyVersions]]:
+def desk(tmp_path: Path) -> Iterator[Desk]:
+    """Rita and rob (risk managers), ana (analyst), max (MLOps), and the stand-in linter."""
+    url = f"sqlite:///{tmp_path / 'app.db'}"
     with fast_argon2():
-        made = world(f"sqlite:///{tmp_path / 'app.db'}")
-        made.add_user("rita", Role.RISK_MANAGER)
-        made.add_user("rob", Role.RISK_MANAGER)
-        made.add_user("ana", Role.ANALYST)
-        made.add_user("max", Role.MLOPS_ENGINEER)
-        yield made, PolicyVersions(made.engine, lint, made.clock)
+        made, versions = open_desk(url, lint, ana=Role.ANALYST, max=Role.MLOPS_ENGINEER)
+        yield made, versions
         made.close()
 
 
-def approved(desk, text: str = V1) -> int:
-    made, versions = desk
-    number = versions.draft(made.principal("rita"), "default", text).number
-    versions.submit(made.principal("rita"), number)
-    versions.approve(made.principal("rob"), number)
-    return number
+def approved(desk: Desk, text: str = V1) -> int:
+    return desk_approved(desk, text, name="default")
 
 
 def test_a_version_goes_live_only_after_another_risk_manager_approves(desk) -> None:
@@ -61,7 +56,7 @@ def test_a_version_goes_live_only_after_another_risk_manager_approves(desk) -> N
     with pytest.raises(StepNotAllowedError, match="cannot activate version 1: it is draft"):
         versions.activate(rob, 1)
     versions.submit(rita, 1)
-    with pytest.raises(FourEyesError, match="another risk manager must approve"):
+    with pytest.raises(FourEyesError, match="ask another risk manager to approve it"):
         versions.approve(rita, 1)  # her own
     assert versions.get(1).status is VersionStatus.PENDING
     assert versions.approve(rob, 1).status is VersionStatus.APPROVED

@@ -68,7 +68,14 @@ def test_v1_and_v2_answer_the_same_scores(served: Served) -> None:
     v1 = scorer.predict(instances(served, 5))["predictions"]
     v2 = scorer.predict(v2_request(served, 5))
     outputs = {o.name: o for o in v2.outputs}
-    assert set(outputs) == {"risk_score", "decision", "reason_codes", "model_version", "variant"}
+    assert set(outputs) == {
+        "risk_score",
+        "decision",
+        "reason_codes",
+        "model_version",
+        "variant",
+        "policy_version",
+    }
     assert all(o.shape == [5] for o in outputs.values())
     assert [p["risk_score"] for p in v1] == outputs["risk_score"].data
     assert [p["decision"] for p in v1] == outputs["decision"].data
