@@ -86,7 +86,9 @@ class ThresholdSweep(_Frozen):
     current: float = Field(description="The candidate's value of it.")
     other: float = Field(description="The other threshold, held at the candidate's value.")
     points: list[ThresholdPoint] = Field(description="Ascending thresholds (current included).")
-    cost_optimal: ThresholdPoint = Field(description="The point of least total cost.")
+    cost_optimal: ThresholdPoint = Field(
+        description="The point of least total cost (of equal costs, the nearest to current)."
+    )
     budget_optimal: ThresholdPoint | None = Field(
         description="Least total cost among points with reviews_per_day <= the alert budget "
         "(null when none is within it)."

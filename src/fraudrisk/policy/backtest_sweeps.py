@@ -112,6 +112,15 @@ def sweep(
         current=current,
         other=other,
         points=found,
-        cost_optimal=min(found, key=lambda p: p.figures.total_cost),
-        budget_optimal=min(within, key=lambda p: p.figures.total_cost) if within else None,
+        cost_optimal=least_cost(found, current),
+        budget_optimal=least_cost(within, current) if within else None,
     )
+
+
+def least_cost(points: list[ThresholdPoint], current: float) -> ThresholdPoint:
+    """The point of least total cost; of equal costs the nearest to ``current``.
+
+    Calibrated risks take few distinct values, so a range of thresholds often decides alike:
+    the current value among them is kept rather than moved for nothing.
+    """
+    return min(points, key=lambda p: (p.figures.total_cost, abs(p.threshold - current)))

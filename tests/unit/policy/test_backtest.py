@@ -250,14 +250,34 @@ def test_every_sweep_point_equals_brute_force(case, rows, which):
         assert_figures(point.figures, brute_figures(decisions, rows, candidate.document.costs))
     current = next(p for p in sweep.points if p.threshold == sweep.current)
     assert_figures(current.figures, result.candidate.figures.model_dump())
-    assert sweep.cost_optimal.figures.total_cost == min(p.figures.total_cost for p in sweep.points)
+    assert sweep.cost_optimal == nearest_of_least_cost(sweep.points, sweep.current)
     within = [p for p in sweep.points if p.figures.reviews_per_day <= 12]
     if within:
-        best = min(p.figures.total_cost for p in within)
-        assert sweep.budget_optimal.figures.total_cost == best
+        assert sweep.budget_optimal == nearest_of_least_cost(within, sweep.current)
         assert sweep.budget_optimal.figures.reviews_per_day <= 12
     else:
         assert sweep.budget_optimal is None
+
+
+def nearest_of_least_cost(points, current):
+    """Brute force: the points of least cost, then the one nearest ``current``."""
+    least = min(p.figures.total_cost for p in points)
+    tied = [p for p in points if p.figures.total_cost == least]
+    return sorted(tied, key=lambda p: abs(p.threshold - current))[0]
+
+
+def test_of_equal_costs_the_current_threshold_is_kept():
+    from fraudrisk.policy.backtest_results import Figures, ThresholdPoint
+    from fraudrisk.policy.backtest_sweeps import least_cost
+
+    def point(threshold, cost):
+        zero = dict.fromkeys(Figures.model_fields, 0)
+        return ThresholdPoint(threshold=threshold, figures=Figures(**{**zero, "total_cost": cost}))
+
+    points = [point(0.01, 9.0), point(0.02, 5.0), point(0.03, 5.0), point(0.045, 5.0)]
+    assert least_cost(points, 0.045).threshold == 0.045
+    assert least_cost(points, 0.021).threshold == 0.02
+    assert least_cost([point(0.01, 4.0), *points], 0.045).threshold == 0.01
 
 
 def test_reasons_are_those_of_the_rows_a_policys_thresholds_flag(rows):
