@@ -20,7 +20,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ DEMO_USERS: dict[str, Role] = {
     "ana": Role.ANALYST,
     "sam": Role.SENIOR_ANALYST,
     "rita": Role.RISK_MANAGER,
+    "raj": Role.RISK_MANAGER,
     "max": Role.MLOPS_ENGINEER,
     "ada": Role.ADMIN,
 }
@@ -75,8 +76,17 @@ class Credentials:
         return code_at(self.totp_secret, dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
 
+#: A next step run while the case service is up: (settings, its URL, the people) → success.
+NextStep = Callable[[Settings, str, dict[str, "Credentials"]], bool]
+
+
 def run_cases_step(
-    settings: Settings, store_url: str, bootstrap: str, work: Path, week: tuple[dt.date, dt.date]
+    settings: Settings,
+    store_url: str,
+    bootstrap: str,
+    work: Path,
+    week: tuple[dt.date, dt.date],
+    then: NextStep | None = None,
 ) -> bool:
     """Step 8: cases from the week's alerts, worked by the demo analyst; True when all held.
 
@@ -86,6 +96,8 @@ def run_cases_step(
         bootstrap: The running Kafka broker (labels go to its ``labels`` topic).
         work: Step 7's folder (the case service's log goes there).
         week: First and last day of the replayed week.
+        then: A next step run on success while the case service still runs (the policy step),
+            given the case settings, the service's URL and the demo people.
     """
     console.rule("[bold]8. cases: the week's alerts in queues, worked by a demo analyst")
     settings = _case_settings(settings, store_url, bootstrap)
@@ -101,9 +113,10 @@ def run_cases_step(
     )
     _print_credentials(people)
     frauds = week_frauds(Lake.open(settings.lake_uri, settings.lake), week)
-    with _case_service(settings, work) as url:
+    with case_service(settings, work) as url:
         resolved = _work_cases(url, people, frauds)
-    return _check_labels(settings, resolved, week)
+        labelled = _check_labels(settings, resolved, week)
+        return bool(labelled and (then is None or then(settings, url, people)))
 
 
 def _case_settings(settings: Settings, store_url: str, bootstrap: str) -> Settings:
@@ -142,7 +155,7 @@ def _print_credentials(people: dict[str, Credentials]) -> None:
 
 
 @contextlib.contextmanager
-def _case_service(settings: Settings, work: Path) -> Iterator[str]:
+def case_service(settings: Settings, work: Path) -> Iterator[str]:
     """``fraudrisk cases serve`` on a free loopback port; stopped on the way out."""
     port = free_port()
     env = {
@@ -175,15 +188,16 @@ def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None
     raise TimeoutError(f"the case service was not healthy in 60 s; see {log}")
 
 
-def _login(client: httpx.Client, person: Credentials) -> None:
+def login(client: httpx.Client, person: Credentials) -> None:
     """Password + TOTP; the session token becomes the client's bearer."""
     body = {"username": person.username, "password": person.password, "code": person.code()}
     response = client.post("/v1/auth/login", json=body)
-    _ok(response)
+    ok_json(response)
     client.headers["Authorization"] = f"Bearer {response.json()['token']}"
 
 
-def _ok(response: httpx.Response) -> Any:
+def ok_json(response: httpx.Response) -> Any:
+    """The response's JSON (None when empty); raises with the status and body on an error."""
     if response.status_code >= 400:
         raise RuntimeError(
             f"{response.request.method} {response.request.url.path} → "
@@ -195,13 +209,13 @@ def _ok(response: httpx.Response) -> Any:
 def _work_cases(url: str, people: dict[str, Credentials], frauds: set[int]) -> list[dict[str, Any]]:
     """The admin gives the analyst every queue; the analyst claims and resolves cases."""
     with httpx.Client(base_url=url, timeout=30) as admin:
-        _login(admin, people[ADMIN])
-        queues = _ok(admin.get("/v1/queues"))
+        login(admin, people[ADMIN])
+        queues = ok_json(admin.get("/v1/queues"))
         for queue in queues:
-            _ok(admin.put(f"/v1/queues/{queue['name']}/members/{ANALYST}"))
+            ok_json(admin.put(f"/v1/queues/{queue['name']}/members/{ANALYST}"))
     _print_queues(queues)
     with httpx.Client(base_url=url, timeout=30) as analyst:
-        _login(analyst, people[ANALYST])
+        login(analyst, people[ANALYST])
         console.print(
             f"{ANALYST} ({people[ANALYST].role.value}) logged in with password + TOTP; "
             f"claiming the {RESOLVE} cases of highest expected loss"
@@ -228,12 +242,12 @@ def _print_queues(queues: list[dict[str, Any]]) -> None:
 
 def _resolve_next(client: httpx.Client, frauds: set[int]) -> dict[str, Any] | None:
     """Claim the case of highest expected loss waiting in my queues, read it, resolve it."""
-    waiting = _ok(client.get("/v1/cases", params={"status": "new", "limit": 1}))
+    waiting = ok_json(client.get("/v1/cases", params={"status": "new", "limit": 1}))
     if not waiting:
         return None
-    case = _ok(client.post(f"/v1/queues/{waiting[0]['queue']}/claim-next"))
-    view = _ok(client.get(f"/v1/cases/{case['id']}"))
-    started = _ok(
+    case = ok_json(client.post(f"/v1/queues/{waiting[0]['queue']}/claim-next"))
+    view = ok_json(client.get(f"/v1/cases/{case['id']}"))
+    started = ok_json(
         client.post(
             f"/v1/cases/{case['id']}/actions",
             json={"action": "start", "version": view["case"]["version"]},
@@ -241,13 +255,13 @@ def _resolve_next(client: httpx.Client, frauds: set[int]) -> dict[str, Any] | No
     )
     ids = [alert["transaction_id"] for alert in view["alerts"]]
     disposition = "confirmed-fraud" if frauds.intersection(ids) else "legitimate"
-    _ok(
+    ok_json(
         client.post(
             f"/v1/cases/{case['id']}/comments",
             json={"text": f"checked {len(ids)} transaction(s) with the cardholder: {disposition}"},
         )
     )
-    done = _ok(
+    done = ok_json(
         client.post(
             f"/v1/cases/{case['id']}/actions",
             json={

@@ -1,4 +1,4 @@
-"""``make demo`` step 9: the world changes; drift is detected, retraining fires once.
+"""``make demo`` step 10: the world changes; drift is detected, retraining fires once.
 
 Six weeks of the same handbook world are appended to the lake, changed from
 :data:`CHANGE_DAY` on (amounts × :data:`AMOUNT_FACTOR` and a card-testing fraud pattern the
@@ -60,7 +60,7 @@ COMPARE_DAYS = 14
 
 def run_drift_scenario(settings: Settings, table_uri: str) -> bool:
     """Change the world, rebuild the features, watch, retrain once, compare; True when done."""
-    console.rule("[bold]9. a changing world: drift detected, retraining triggered once")
+    console.rule("[bold]10. a changing world: drift detected, retraining triggered once")
     lake = Lake.open(settings.lake_uri, settings.lake)
     if not _continue_world(lake):
         return False

@@ -12,17 +12,23 @@ and print the throughput, the alerts and their reason codes (:mod:`fraudrisk.dem
 8. put the week's alerts into cases, create the demo users (credentials printed), let a scripted
 analyst log in with password + TOTP and resolve the top cases through the case API, and show
 the labels on the topic, in the labels table and counted by the performance report
-(:mod:`fraudrisk.demo.cases_step`); 9. change the world for six weeks, let the watcher find
-the drift and fire retraining once, and compare the new challenger with the champion on the
-changed weeks
+(:mod:`fraudrisk.demo.cases_step`); 9. a risk manager drafts the default policy, a second
+approves it, a live stream scorer applies it to half the week; she backtests a budget-optimal
+review threshold, her own approval of it is refused, the second approves it and the scorer
+applies it without a restart to the other half (:mod:`fraudrisk.demo.policy_step`);
+10. change the world for six weeks, let the watcher find the drift and fire retraining once,
+and compare the new challenger with the champion on the changed weeks
 (:mod:`fraudrisk.demo.drift_step`).
 """
 
 from __future__ import annotations
 
-from fraudrisk.config import get_settings
-from fraudrisk.demo.cases_step import run_cases_step
+from functools import partial
+
+from fraudrisk.config import Settings, get_settings
+from fraudrisk.demo.cases_step import Credentials, run_cases_step
 from fraudrisk.demo.drift_step import run_drift_scenario
+from fraudrisk.demo.policy_step import run_policy_step
 from fraudrisk.demo.serving_step import serve_with_canary
 from fraudrisk.demo.steps import (
     build_feature_table,
@@ -51,12 +57,18 @@ def run_demo() -> int:
         return 1
     if not serve_with_canary(settings, table_uri):
         return 1
-    if not run_stream_step(settings, table_uri, then=_work_cases):
+    if not run_stream_step(settings, table_uri, then=partial(work_cases, settings)):
         return 1
     return 0 if run_drift_scenario(settings, table_uri) else 1
 
 
-def _work_cases(outcome: StreamOutcome) -> bool:
-    """Step 8, on step 7's alert store while its broker still runs."""
+def work_cases(settings: Settings, outcome: StreamOutcome) -> bool:
+    """Steps 8 and 9, on step 7's alert store while its broker still runs."""
     week = (outcome.week.first, outcome.week.last)
-    return run_cases_step(get_settings(), outcome.store_url, outcome.bootstrap, outcome.work, week)
+
+    def policy(case_settings: Settings, url: str, people: dict[str, Credentials]) -> bool:
+        return run_policy_step(case_settings, outcome, url, people)
+
+    return run_cases_step(
+        settings, outcome.store_url, outcome.bootstrap, outcome.work, week, then=policy
+    )

@@ -2,17 +2,24 @@
 broker and the stream scorer (subprocesses), every transaction scored once, the stream's scores
 equal to the offline feature table's; then the week's alerts in cases, worked through the case
 service (a subprocess) by the scripted analyst, the labels on the topic and in the labels table
-and counted by the performance report — and nothing left running.
+and counted by the performance report; then step 9: the default policy approved by four eyes and
+applied live to half the week, a backtested candidate (its author's own approval refused)
+applied to the other half without a restart, every decision by its version's thresholds — and
+nothing left running.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from functools import partial
 from pathlib import Path
 
 import psutil
+import pyarrow as pa
 import pytest
+import sqlalchemy as sa
 from tests.support.data import build_lake
 from tests.support.models import register_xgboost
 
@@ -46,24 +53,23 @@ def test_the_week_goes_through_the_api_and_kafka_into_the_store_once(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from fraudrisk.demo.cases_step import RESOLVE, run_cases_step, week_frauds
-    from fraudrisk.demo.stream_step import StreamOutcome, run_stream_step, test_week
+    from fraudrisk.demo.cases_step import RESOLVE, week_frauds
+    from fraudrisk.demo.run import work_cases
+    from fraudrisk.demo.stream_step import run_stream_step, test_week
 
     settings, table_uri = home
-
-    def cases(outcome: StreamOutcome) -> bool:
-        days = (outcome.week.first, outcome.week.last)
-        return run_cases_step(settings, outcome.store_url, outcome.bootstrap, outcome.work, days)
-
     monkeypatch.setenv(JARS_DIR_ENV, str(jars_dir))  # the broker's jars: the shared cache
     week = test_week(settings, 10**9)
     limit = week.rows.num_rows - 100  # a bounded replay, as on the handbook data
     before = set(psutil.Process().children(recursive=True))
 
-    assert run_stream_step(settings, table_uri, max_transactions=limit, then=cases)
+    assert run_stream_step(
+        settings, table_uri, max_transactions=limit, then=partial(work_cases, settings)
+    )
 
     out = " ".join(capsys.readouterr().out.split())
     assert_cases_worked(settings, out, week_frauds, RESOLVE)
+    assert_policy_applied_live(settings, out, week.rows.slice(0, limit))
     sent = week.rows.slice(0, limit)["transaction_id"].to_pylist()
     assert f"(the first {limit:,} of {week.rows.num_rows:,})" in out
     assert f"scored {limit:,} of {limit:,}" in out
@@ -124,3 +130,54 @@ def assert_cases_worked(settings: Settings, out: str, week_frauds, resolve: int)
         assert log.verify() is None  # the hash chain is intact
     finally:
         engine.dispose()
+
+
+def assert_policy_applied_live(settings: Settings, out: str, sent: pa.Table) -> None:
+    """Step 9: v1 decided the first half, v2 the second, each by its own thresholds."""
+    import yaml
+
+    from fraudrisk.alerts.store import SCORES
+    from fraudrisk.io.database import open_database
+
+    assert "rita approving her own v2 → HTTP 403" in out, out[-3000:]
+    assert re.search(
+        r"raj approved and activated v2: status active, author rita, approver raj", out
+    )
+    assert "the live scorer applies v2" in out and "Candidate vs active" in out
+    work = settings.home / "stream-demo" / "policy"
+    assert {p.name for p in (work / "backtest").glob("*.png")} >= {"review_cost.png"}
+    candidate = yaml.safe_load((work / "candidate.yaml").read_text())["thresholds"]
+    thresholds = {1: (0.045, 0.85), 2: (candidate["review"], candidate["decline"])}
+    engine = open_database(f"sqlite:///{work / 'scores.db'}")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(
+                    SCORES.c.transaction_id,
+                    SCORES.c.policy_version,
+                    SCORES.c.risk_score,
+                    SCORES.c.decision,
+                    SCORES.c.policy_rules,
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    ids = sent["transaction_id"].to_pylist()
+    half = len(ids) // 2
+    version_of = {tx: 1 if i < half else 2 for i, tx in enumerate(ids)}
+    assert sorted(r.transaction_id for r in rows) == sorted(ids)  # each once
+    assert all(r.policy_version == version_of[r.transaction_id] for r in rows)
+    for r in rows:
+        if json.loads(r.policy_rules):
+            continue  # a rule decided (or shaped) it
+        review_at, decline_at = thresholds[r.policy_version]
+        expected = (
+            "decline"
+            if r.risk_score >= decline_at
+            else "review"
+            if r.risk_score >= review_at
+            else "approve"
+        )
+        assert r.decision == expected, r
+    by_version = re.search(r"decisions by the policy version that made them", out)
+    assert by_version, out[-3000:]
