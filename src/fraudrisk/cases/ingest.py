@@ -67,7 +67,12 @@ def sync_queues(engine: Engine, rules: RoutingRules) -> dict[str, int]:
 def _pending(connection: Connection, limit: int) -> list[Any]:
     query = (
         sa.select(
-            ALERTS, SCORES.c.terminal_id, SCORES.c.variant, SCORES.c.route, SCORES.c.priority_factor
+            ALERTS,
+            SCORES.c.terminal_id,
+            SCORES.c.variant,
+            SCORES.c.route,
+            SCORES.c.priority_factor,
+            SCORES.c.policy_version,
         )
         .join(SCORES, SCORES.c.transaction_id == ALERTS.c.transaction_id)
         .where(ALERTS.c.status == "open")
@@ -107,6 +112,11 @@ def _open_cases(connection: Connection, customers: list[int]) -> dict[int, Any]:
         .order_by(CASES.c.last_alert_at)
     )
     return {row.customer_id: row for row in connection.execute(query)}  # latest wins
+
+
+def _policy_name(version: int | None) -> str | None:
+    """The case's policy: the version that decided the alert opening it (None: thresholds)."""
+    return None if version is None else f"v{version}"
 
 
 def _reason_features(reason_codes: str) -> list[str]:
@@ -219,6 +229,7 @@ class CaseIngester:
             "decision": alert.decision,
             "model_version": alert.model_version,
             "variant": alert.variant,
+            "policy_version": _policy_name(alert.policy_version),
             "routing_rule": f"v{self.rules.version}:{rule}",
             "opened_at": now,
             "last_alert_at": alert.tx_datetime,

@@ -299,15 +299,22 @@ def _best_threshold(result: dict[str, Any], which: str) -> float:
     return threshold
 
 
+def _rounded_above(value: float, floor: float) -> float:
+    """``value`` to three significant digits, unless that would not stay above ``floor``."""
+    rounded = float(f"{value:.3g}")
+    return rounded if rounded > floor else value
+
+
 def _with_thresholds(text: str, review: float, decline: float | None) -> str:
     """The policy text with the values of its ``thresholds:`` block replaced (None: kept)."""
     lines = text.splitlines(keepends=True)
     block = next(i for i, line in enumerate(lines) if line.startswith("thresholds:"))
-    values = {"review": review, "decline": decline}
+    decline = None if decline is None else _rounded_above(decline, _rounded_above(review, 0.0))
+    values = {"review": _rounded_above(review, 0.0), "decline": decline}
 
     def replaced(match: re.Match[str]) -> str:
         value = values[match[2]]
-        return match[0] if value is None else f"{match[1]}{value:.6g}{match[3]}"
+        return match[0] if value is None else f"{match[1]}{value:g}{match[3]}"
 
     for i in range(block + 1, len(lines)):
         if lines[i].strip() and not lines[i].startswith(" "):

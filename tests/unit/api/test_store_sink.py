@@ -6,6 +6,7 @@ once (the store's primary key makes "more than once" impossible; "not at all" is
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -145,7 +146,10 @@ def test_a_replayed_segment_changes_nothing(store: RecordingStore, tmp_path: Pat
     kept = shutil.copy(segment, tmp_path / "copy")
     writer.start()
     eventually(lambda: len(store.ids()) == 40)
-    shutil.copy(kept, segment)  # as if the process died after the writes, before the unlink
+    # As if the process died after the writes, before the unlink. Put back in one rename: the
+    # running writer may take the segment the moment it appears (a copy in place races it).
+    restored = shutil.copy(kept, tmp_path / "restored")
+    os.replace(restored, segment)
     writer.spool.recover()
     eventually(lambda: not segments(tmp_path / "spool"), what="the segment replayed again")
     writer.close()

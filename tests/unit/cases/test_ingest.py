@@ -7,6 +7,7 @@ hold is taken away once to show the test would catch its absence.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from typing import Any
@@ -214,3 +215,11 @@ def test_the_timeline_says_opened_and_each_alert_added(fresh: CaseWorld) -> None
         ("alert.added", {"tx": 3}),
     ]
     assert {e.actor for e in events} == {"system"}
+
+
+def test_a_case_records_the_policy_version_that_decided_its_first_alert(fresh: CaseWorld) -> None:
+    decided = dataclasses.replace(alert(1, 5, DAY), policy_version=3)
+    fresh.store.write([decided, alert(2, 6, DAY)])
+    fresh.ingester().ingest_all()
+    assert cases_of(fresh, 5)[0].policy_version == "v3"
+    assert cases_of(fresh, 6)[0].policy_version is None  # the model's thresholds decided
