@@ -9,6 +9,7 @@ from fraudrisk.cli import (
     canary,
     cases,
     config,
+    dashboard,
     data,
     db,
     demo,
@@ -46,7 +47,7 @@ app = typer.Typer(
 MODULES = (
     *(demo, data, ingest, train, serve),
     *(config, lake, features, kafka, stream, pipeline, canary, api, score, monitor),
-    *(cases, labels, db, users, policy),
+    *(cases, labels, db, users, policy, dashboard),
 )
 for module in MODULES:
     app.add_typer(module.app)

@@ -30,7 +30,6 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
-import ipaddress
 import json
 import re
 import secrets
@@ -49,6 +48,7 @@ from fraudrisk.identity.errors import IdentityError
 from fraudrisk.identity.roles import Role
 from fraudrisk.identity.sealing import SealError
 from fraudrisk.identity.sessions import ExternalLoginRefusedError, IssuedToken, Sessions
+from fraudrisk.io.network import is_loopback
 
 #: The cookie carrying the sealed state, nonce and PKCE verifier of a login in progress.
 COOKIE = "fraudrisk_oidc"
@@ -136,18 +136,9 @@ def check_url(url: str, what: str) -> str:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return url
-    if parts.scheme == "http" and _loopback(parts.hostname or ""):
+    if parts.scheme == "http" and is_loopback(parts.hostname or ""):
         return url
     raise ValueError(f"{what} must be an https URL (http only on loopback), not {url!r}")
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def groups_of(claims: Mapping[str, Any], claim: str) -> list[str]:
