@@ -83,3 +83,27 @@ def _fail(message: str) -> int:
 def build_assets() -> None:
     """Vendor the front-end assets (htmx, ECharts) from npm's lockfile, once, into the cache."""
     console.print(f"dashboard assets: {_built_assets()}")
+
+
+@app.command(
+    "screenshots",
+    epilog=examples(
+        "fraudrisk dashboard screenshots --out docs/screenshots   # the README's pictures",
+        "fraudrisk dashboard screenshots --out /tmp/shots",
+    ),
+)
+def screenshots(
+    out: Annotated[Path, typer.Option(help="Folder of the PNGs.")] = Path("docs/screenshots"),
+) -> None:
+    """PNGs of the main pages (1280x900) over a small world built in a temporary folder.
+
+    Serves the dashboard on a free loopback port and drives Debian's Chromium headless
+    (/usr/bin/chromium; never a download) through sign-in: sign-in, my queue, a case, the
+    policy list, a version with its diff, and the live monitor when the dashboard has one.
+    """
+    from fraudrisk.dashboard.screenshots import CHROMIUM, take_screenshots  # heavy
+
+    if not Path(CHROMIUM).is_file():
+        raise typer.Exit(_fail(f"{CHROMIUM} is missing: apt-get install -y chromium"))
+    for path in take_screenshots(out, _built_assets()):
+        console.print(f"screenshot: {path}")

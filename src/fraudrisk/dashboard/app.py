@@ -23,7 +23,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from fraudrisk.cases.api import CaseServices
 from fraudrisk.cases.errors import CaseNotFoundError, VersionConflictError
 from fraudrisk.cases.lifecycle import IllegalTransitionError
-from fraudrisk.dashboard import assets, auth_pages, case_pages, policy_pages, security
+from fraudrisk.dashboard import (
+    assets,
+    auth_pages,
+    case_pages,
+    live_pages,
+    policy_pages,
+    security,
+)
 from fraudrisk.dashboard.nav import guard, links_for
 from fraudrisk.dashboard.rendering import environment, render
 from fraudrisk.dashboard.session import CookiePolicy, NotSignedInError, Seen, Viewer, current_viewer
@@ -56,6 +63,7 @@ def create_dashboard(
     _install_home(app, services)
     case_pages.install(app, services)
     policy_pages.install(app, services)
+    live_pages.install(app, services)
     return app
 
 

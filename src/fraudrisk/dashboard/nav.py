@@ -27,6 +27,7 @@ LINKS: tuple[Link, ...] = (
     Link("my-queue", "My queue", "/queue", Permission.CASES_READ),
     Link("queues", "Team queues", "/queues", Permission.CASES_READ),
     Link("policies", "Policies", "/policies", Permission.POLICY_READ),
+    Link("live", "Live monitor", "/live", Permission.MONITORING_READ),
     Link("users", "Users", "/admin/users", Permission.USERS_MANAGE),
 )
 PAGES = {link.key: link for link in LINKS}

@@ -9,7 +9,8 @@ published to the ``labels`` topic; the admin adds the analyst to the queues; the
 with password + TOTP, claims the highest expected-loss cases, reads each case view and resolves
 it — the disposition taken from the lake's true label, as an investigation would find. Each
 resolution becomes a label on the topic and in the lake's labels table, which the delayed-label
-performance report then counts by source.
+performance report then counts by source. Then the dashboard is served on the same database
+(:mod:`fraudrisk.demo.dashboard_step`): its URL and the command to serve it again are printed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import secrets
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -35,7 +35,8 @@ from fraudrisk.cases.service import case_ingester
 from fraudrisk.config import DatabaseSettings, Settings
 from fraudrisk.console import console
 from fraudrisk.data.labels import LabelsTable
-from fraudrisk.demo.stream_step import start_logged, stop_process
+from fraudrisk.demo.dashboard_step import dashboard_service, print_dashboard
+from fraudrisk.demo.stream_step import start_logged, stop_process, wait_answering
 from fraudrisk.identity.audit import SYSTEM
 from fraudrisk.identity.roles import Role
 from fraudrisk.identity.service import identity_for
@@ -116,7 +117,9 @@ def run_cases_step(
     with case_service(settings, work) as url:
         resolved = _work_cases(url, people, frauds)
         labelled = _check_labels(settings, resolved, week)
-        return bool(labelled and (then is None or then(settings, url, people)))
+        with dashboard_service(settings, work) as dashboard_url:
+            print_dashboard(settings, dashboard_url, work)
+            return bool(labelled and (then is None or then(settings, url, people)))
 
 
 def _case_settings(settings: Settings, store_url: str, bootstrap: str) -> Settings:
@@ -168,24 +171,11 @@ def case_service(settings: Settings, work: Path) -> Iterator[str]:
     process = start_logged(argv, env, work / "cases.log")
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(url, process, work / "cases.log")
+        wait_answering(f"{url}/healthz", process, work / "cases.log", "case service")
         console.print(f"case service at {url} (OpenAPI at {url}/docs); log {work}/cases.log")
         yield url
     finally:
         stop_process(process)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"the case service exited ({process.returncode}):\n{tail}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.3)
-    raise TimeoutError(f"the case service was not healthy in 60 s; see {log}")
 
 
 def login(client: httpx.Client, person: Credentials) -> None:

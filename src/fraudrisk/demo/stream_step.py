@@ -244,6 +244,22 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 30.0) -> N
             process.wait()
 
 
+def wait_answering(
+    url: str, process: subprocess.Popen[bytes], log: Path, name: str, timeout_s: float = 60.0
+) -> None:
+    """Wait until ``url`` answers 200; raise with the log's tail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"the {name} exited ({process.returncode}):\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise TimeoutError(f"the {name} did not answer in {timeout_s:g} s; see {log}")
+
+
 def _copy_broker_log(broker: Any, work: Path) -> None:
     with contextlib.suppress(Exception):  # the log is a convenience
         shutil.copy(broker.log_path, work / "broker.log")

@@ -2,7 +2,8 @@
 broker and the stream scorer (subprocesses), every transaction scored once, the stream's scores
 equal to the offline feature table's; then the week's alerts in cases, worked through the case
 service (a subprocess) by the scripted analyst, the labels on the topic and in the labels table
-and counted by the performance report; then step 9: the default policy approved by four eyes and
+and counted by the performance report, the dashboard served on that database (its URL and rerun
+command printed); then step 9: the default policy approved by four eyes and
 applied live to half the week, a backtested candidate (its author's own approval refused)
 applied to the other half without a restart, every decision by its version's thresholds — and
 nothing left running.
@@ -88,8 +89,25 @@ def test_the_week_goes_through_the_api_and_kafka_into_the_store_once(
     assert int(agreement.group(2).replace(",", "")) == limit
     assert "top alerts by expected loss" in out
     assert "stream scorer: consumed" in out
+    assert_dashboard_served(settings, out)
     left = set(psutil.Process().children(recursive=True)) - before
     assert not [p for p in left if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def assert_dashboard_served(settings: Settings, out: str) -> None:
+    """Step 8's dashboard: its URL, who to sign in as, the command to rerun it; now stopped."""
+    import httpx
+
+    served = re.search(r"dashboard at (http://127\.0\.0\.1:\d+)/login", out)
+    assert served, out[-3000:]
+    assert "ana (analyst" in out and "rita or raj (risk manager" in out
+    db = f"sqlite:///{settings.home / 'stream-demo' / 'alerts.db'}"
+    command = f"FRAUDRISK_HOME={settings.home} FRAUDRISK_DB__URL={db} fraudrisk dashboard serve"
+    assert f"{command} --insecure-http" in out, out[-3000:]
+    with pytest.raises(httpx.ConnectError):  # stopped with the demo
+        httpx.get(f"{served.group(1)}/login", timeout=2)
+    gone = [p for p in psutil.process_iter(["cmdline"]) if "dashboard" in (p.info["cmdline"] or [])]
+    assert not [p for p in gone if served.group(1).rsplit(":", 1)[1] in p.info["cmdline"]]
 
 
 def assert_cases_worked(settings: Settings, out: str, week_frauds, resolve: int) -> None:
