@@ -15,16 +15,17 @@ import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
-from fraudrisk.alerts.shadow import ShadowStore
 from fraudrisk.config import get_settings
 from fraudrisk.console import console, err_console, examples
-from fraudrisk.io.lake import Lake
 from fraudrisk.vocab import ALERT_DECISIONS, APPROVE, DECLINE, REVIEW
+
+if TYPE_CHECKING:
+    from fraudrisk.alerts.shadow import ShadowStore
 
 EPILOG = examples(
     "FRAUDRISK_POLICY__SHADOW_VERSION=3 fraudrisk stream score   # v3 decides in shadow",
@@ -128,6 +129,8 @@ def lake_labels(lake_uri: str, rows: Sequence[dict[str, Any]]) -> dict[int, bool
     """The lake's labels of the transactions of ``rows`` (those it has)."""
     if not rows:
         return {}
+    from fraudrisk.io.lake import Lake  # deferred: pyarrow, only when labels are asked for
+
     lake = Lake.open(lake_uri, get_settings().lake)
     first, last = rows[0]["tx_datetime"].date(), rows[-1]["tx_datetime"].date()
     table = lake.read(first, last, columns=["transaction_id", "tx_fraud"]).to_pydict()
@@ -181,6 +184,8 @@ def shadow_report_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for machines.")] = False,
 ) -> None:
     """Show the shadow policy version beside the active one on the same live transactions."""
+    from fraudrisk.alerts.shadow import ShadowStore  # deferred: sqlalchemy, off the CLI's start
+
     store = ShadowStore(get_settings().db_url)
     try:
         chosen = version if version is not None else next(iter(store.versions()), None)
